@@ -1,0 +1,3 @@
+from speakerfeed.cli import run
+
+run()

@@ -1,0 +1,341 @@
+"""config.toml -> typed, frozen settings.
+
+Every problem is reported at once, each naming its key path and what was expected. Unknown keys
+are errors (with a "did you mean" hint) because a misspelt key silently ignored is a setting that
+silently does nothing. Secrets never live in config.toml: they come from environment variables.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from speakerfeed.errors import ConfigError, Problem
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+CONFIG_PATH_ENV = "SPEAKERFEED_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an absolute http:// or https:// URL")
+    return value
+
+
+def _list_to_tuple(value: Any) -> Any:
+    # TOML arrays arrive as lists; settings are frozen, so they are kept as tuples.
+    return tuple(value) if isinstance(value, list) else value
+
+
+Strings = Annotated[tuple[str, ...], BeforeValidator(_list_to_tuple)]
+
+# A URL string checked by _http_url in each model's validators.
+HttpUrl = Annotated[str, Field(min_length=1)]
+
+
+class SiteSettings(_Section):
+    title: str = Field(min_length=1, description="The publication's name.")
+    description: str = Field("", description="One sentence about the publication, used by feeds.")
+    url: HttpUrl = Field(description="The publication's web site, e.g. https://www.example.org.")
+    language: str = Field(
+        "en-GB", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 tag."
+    )
+    timezone: str = Field("Europe/London", description="IANA time zone for dates without one.")
+    author: str = Field(min_length=1, description="Default author when an article names none.")
+    author_email: str = Field("", description="Optional contact address shown in feeds.")
+    article_path: str = Field(
+        "/{slug}/", description="Path of an article on the site; must contain {slug}."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _site_url(cls, value: str) -> str:
+        return _http_url(value).rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone name such as Europe/London") from None
+        return value
+
+    @field_validator("article_path")
+    @classmethod
+    def _has_slug(cls, value: str) -> str:
+        if "{slug}" not in value or not value.startswith("/"):
+            raise ValueError("expected a path starting with / that contains {slug}")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def article_url(self, slug: str) -> str:
+        return self.url + self.article_path.replace("{slug}", slug)
+
+
+class FeedSettings(_Section):
+    base_url: HttpUrl = Field(
+        description="Public URL of the output folder: self links and archive links start here."
+    )
+    items: int = Field(
+        20, ge=1, le=1000, description="Items per feed document: the newest in each subscription "
+        "feed, and the size of each RFC 5005 archive page holding the older ones."
+    )
+    tag_feeds: bool = Field(True, description="Also write one feed per tag.")
+    full_content: bool = Field(True, description="Put the full article text in the feeds.")
+    websub_hub: str = Field("", description="WebSub hub URL announced with <link rel=hub>.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        return _http_url(value).rstrip("/") + "/"
+
+    @field_validator("websub_hub")
+    @classmethod
+    def _hub(cls, value: str) -> str:
+        return _http_url(value) if value else value
+
+
+class BuildSettings(_Section):
+    articles_dir: str = Field("articles", description="Folder of Markdown and plain-text articles.")
+    output_dir: str = Field("public", description="Folder the feeds and pages are written to.")
+    cache_dir: str = Field("var/cache", description="Incremental-build and upstream state.")
+    chrome_lines: Strings = Field(
+        ("Skip to content",),
+        description="Lines of site chrome dropped from plain-text articles scraped from the site.",
+    )
+
+
+class FetchSettings(_Section):
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
+    max_bytes: int = Field(
+        5_000_000, ge=1024, description="Largest upstream body accepted, after decompression."
+    )
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirect hops followed at most.")
+    user_agent: str = Field(
+        "speakerfeed/0.1 (+https://github.com/speakerfeed)",
+        min_length=1,
+        description="User-Agent sent to upstream servers.",
+    )
+    allow_hosts: Strings = Field(
+        (),
+        description=(
+            "Addresses or networks (e.g. 127.0.0.1) exempt from the private-address block. "
+            "For tests and trusted intranets only."
+        ),
+    )
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"expected IP addresses or networks, got {item!r}") from None
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.allow_hosts)
+
+
+class UpstreamSettings(_Section):
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Short unique name used in messages and logs (letters, digits, . _ -).",
+    )
+    url: HttpUrl = Field(description="The feed's http(s) URL: RSS, Atom or JSON Feed.")
+    tags: Strings = Field((), description="Tags added to every article from this feed.")
+    max_items: int = Field(50, ge=1, le=10_000, description="Newest entries taken from the feed.")
+
+    @field_validator("url")
+    @classmethod
+    def _upstream_url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", min_length=1, description="Address `serve` listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on.")
+
+
+class Settings(_Section):
+    site: SiteSettings
+    feeds: FeedSettings
+    build: BuildSettings = BuildSettings()
+    fetch: FetchSettings = FetchSettings()
+    upstream: Annotated[tuple[UpstreamSettings, ...], BeforeValidator(_list_to_tuple)] = ()
+    server: ServerSettings = ServerSettings()
+    # Where the file was read from; paths in [build] are relative to its folder.
+    root: Path = Field(Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_upstream_names(self) -> Settings:
+        names = [u.name for u in self.upstream]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"upstream names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def path(self, relative: str) -> Path:
+        return (self.root / relative).resolve()
+
+    @property
+    def articles_dir(self) -> Path:
+        return self.path(self.build.articles_dir)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.path(self.build.output_dir)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.path(self.build.cache_dir)
+
+
+class Secrets(BaseModel):
+    """Values that must never be written in config.toml."""
+
+    model_config = ConfigDict(frozen=True)
+
+    secret_key: str = ""  # SPEAKERFEED_SECRET_KEY: signs links in emails (used from issue 3 on)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if environ is None else environ
+        return cls(secret_key=env.get("SPEAKERFEED_SECRET_KEY", ""))
+
+
+def config_path(environ: Mapping[str, str] | None = None, explicit: str | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(explicit or env.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate config.toml, raising ConfigError with every problem found."""
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([Problem(where, "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(where, f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(where, f"not UTF-8 (byte {exc.start})")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(str(exc))
+        raise ConfigError([Problem(where, f"invalid TOML: {exc}", line)]) from None
+    return settings_from_mapping(data, where=where, root=path.parent)
+
+
+def settings_from_mapping(data: dict[str, Any], *, where: str, root: Path) -> Settings:
+    try:
+        return Settings.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        problems = [_describe(error, where) for error in exc.errors()]
+        raise ConfigError(problems) from None
+
+
+def _describe(error: Any, where: str) -> Problem:
+    loc = tuple(error["loc"])
+    key = _key_path(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        message = f"unknown key {key!r}"
+        message += f"; did you mean {hint[0]!r}?" if hint else ""
+        message += f" (expected one of: {', '.join(known)})" if known else ""
+        return Problem(where, message)
+    if kind == "missing":
+        return Problem(where, f"{key}: required key is missing")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    got = error.get("input")
+    suffix = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return Problem(where, f"{key}: {_plain(message)}{suffix}" if key else _plain(message))
+
+
+def _plain(message: str) -> str:
+    # pydantic says "Input should be a valid integer"; a config reader expects "expected an integer".
+    return message.replace("Input should be", "expected").replace("String should", "expected to")
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return [name for name, f in model.model_fields.items() if not f.exclude]
+
+
+def _toml_error_line(message: str) -> int | None:
+    # tomllib reports "... (at line 3, column 7)"
+    marker = "at line "
+    if marker not in message:
+        return None
+    digits = message.split(marker, 1)[1].split(",", 1)[0].rstrip(")")
+    return int(digits) if digits.isdigit() else None
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """(key path, default, help) for every setting: the README's reference is checked against it."""
+    rows: list[tuple[str, str, str]] = []
+    for section_name, section_field in Settings.model_fields.items():
+        if section_field.exclude:
+            continue
+        annotation = section_field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        prefix = f"[[{section_name}]]" if inner is not annotation else f"[{section_name}]"
+        for name, f in model.model_fields.items():
+            default = "(required)" if f.is_required() else repr(f.default)
+            rows.append((f"{prefix} {name}", default, f.description or ""))
+    return rows

@@ -1,0 +1,75 @@
+"""One exception tree for everything speakerfeed reports to a user.
+
+::
+
+    SpeakerfeedError
+    ├── ConfigError            config.toml is missing, unreadable or invalid (holds every problem)
+    ├── ArticleError           one article could not be read (path, line, what was expected)
+    └── FetchError             an upstream feed could not be fetched safely
+        ├── BlockedAddressError    a hop resolved to a private, loopback or link-local address
+        ├── SchemeNotAllowedError  a URL (or redirect) that is not http or https
+        ├── TooManyRedirectsError  the redirect cap was reached, or a redirect loop
+        ├── ResponseTooLargeError  the (decoded) body is over the size cap
+        └── UpstreamHTTPError      the server answered with an error status
+
+A user's mistake is reported as one of these, never as a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one input, located as precisely as we can."""
+
+    where: str  # a file path, a config key path, or an upstream's name
+    message: str
+    line: int | None = None
+    warning: bool = False  # reported, but does not fail `check` or `build --strict`
+
+    def __str__(self) -> str:
+        location = f"{self.where}:{self.line}" if self.line is not None else self.where
+        label = "warning: " if self.warning else ""
+        return f"{location}: {label}{self.message}"
+
+
+class SpeakerfeedError(Exception):
+    """Root of every error speakerfeed raises on purpose."""
+
+
+class ConfigError(SpeakerfeedError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ArticleError(SpeakerfeedError):
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        self.problem = Problem(path, message, line)
+        super().__init__(str(self.problem))
+
+
+class FetchError(SpeakerfeedError):
+    """An upstream could not be fetched; the message says why, without a traceback."""
+
+
+class BlockedAddressError(FetchError):
+    pass
+
+
+class SchemeNotAllowedError(FetchError):
+    pass
+
+
+class TooManyRedirectsError(FetchError):
+    pass
+
+
+class ResponseTooLargeError(FetchError):
+    pass
+
+
+class UpstreamHTTPError(FetchError):
+    pass

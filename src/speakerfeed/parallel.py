@@ -1,0 +1,90 @@
+"""Spreading a large build over the machine's cores.
+
+Only big batches (a first build, a changed setting) go to worker processes; an incremental build
+with a handful of changes stays in one process, where starting workers would cost more than it
+saves. Workers are forked so they inherit the planned documents and the parsed articles instead of
+receiving them through pickles; each returns only small records.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from speakerfeed.output import write_if_changed
+from speakerfeed.render.feeds import EntryCache, FeedDocument, render
+
+PARALLEL_MINIMUM = 400  # files to parse or documents to render before workers pay off
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def worker_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# Set in the parent just before forking; read by the workers.
+_SHARED: dict[str, object] = {}
+
+
+def _run_shared(index: int) -> object:
+    task = _SHARED["tasks"]
+    assert isinstance(task, list)
+    function = _SHARED["function"]
+    assert callable(function)
+    return function(task[index])
+
+
+def map_forked(function: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+    """function(task) for every task, in forked workers when that pays off; results in order."""
+    workers = min(worker_count(), len(tasks))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [function(task) for task in tasks]
+    _SHARED.update(function=function, tasks=list(tasks))
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_run_shared, range(len(tasks)), chunksize=1)
+    finally:
+        _SHARED.clear()
+    return results  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFile:
+    path: str
+    written: bool
+    size: int
+    mtime_ns: int
+
+
+def render_and_write(documents: Sequence[FeedDocument], output_dir: Path) -> list[RenderedFile]:
+    """Render each document (sharing entries between them) and write those whose bytes changed."""
+    cache = EntryCache(documents)
+    records = []
+    for doc in documents:
+        path = output_dir / doc.path
+        written = write_if_changed(path, render(doc, cache))
+        stat = path.stat()
+        records.append(RenderedFile(doc.path, written, stat.st_size, stat.st_mtime_ns))
+    return records
+
+
+def render_in_workers(documents: Sequence[FeedDocument], output_dir: Path) -> list[RenderedFile]:
+    """Split by format (entries are shared across documents of one format) over the workers."""
+    if len(documents) < PARALLEL_MINIMUM or worker_count() < 2:
+        return render_and_write(documents, output_dir)
+    by_format: dict[str, list[FeedDocument]] = {}
+    for doc in documents:
+        by_format.setdefault(doc.format, []).append(doc)
+    # JSON is the cheapest to render: pair it with Atom, leaving RSS on its own.
+    groups = [by_format.get("rss", []), by_format.get("atom", []) + by_format.get("json", [])]
+    groups = [group for group in groups if group]
+
+    def work(group: list[FeedDocument]) -> list[RenderedFile]:
+        return render_and_write(group, output_dir)
+
+    return [record for batch in map_forked(work, groups) for record in batch]

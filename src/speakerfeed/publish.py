@@ -1,0 +1,227 @@
+"""Build the feeds: read every source, collect, plan the documents, render what changed, write.
+
+A Builder keeps its cache in memory between builds (for `serve` and the benchmark) and on disk
+between runs (for the CLI), so a rebuild after one article changed parses one file and renders only
+the documents that contain it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from speakerfeed.cache import ArticleCache, WrittenFile, cache_key, load_cache, save_cache
+from speakerfeed.collect import collect
+from speakerfeed.config import Settings
+from speakerfeed.errors import Problem
+from speakerfeed.models import Article
+from speakerfeed.output import write_if_changed
+from speakerfeed.plan import FeedSet, feed_sets, plan_documents
+from speakerfeed.parallel import render_in_workers
+from speakerfeed.render.feeds import FeedDocument
+from speakerfeed.render.pages import FeedSetLink, render_feeds_index, static_files
+from speakerfeed.sources.base import ReaderContext
+from speakerfeed.sources.folder import read_folder
+
+log = logging.getLogger(__name__)
+
+# Called with (phase, done, total) while a build works, e.g. to draw a progress bar.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(slots=True)
+class BuildReport:
+    files: int = 0
+    parsed: int = 0
+    articles: int = 0
+    drafts: int = 0
+    upstream_articles: int = 0
+    documents: int = 0
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
+
+    def summary(self) -> str:
+        return (
+            f"{self.articles} articles ({self.files} files, {self.parsed} parsed, "
+            f"{self.upstream_articles} from upstream feeds, {self.drafts} drafts left out); "
+            f"{self.documents} documents, {len(self.written)} written, "
+            f"{len(self.removed)} removed, {len(self.problems)} problems; {self.seconds:.2f} s"
+        )
+
+
+def reader_context(settings: Settings) -> ReaderContext:
+    return ReaderContext(
+        site=settings.site,
+        chrome_lines=settings.build.chrome_lines,
+    )
+
+
+def document_fingerprint(doc: FeedDocument) -> str:
+    """Changes whenever the rendered bytes could: the document's own fields and its items'."""
+    parts = (
+        doc.format,
+        doc.path,
+        doc.meta,
+        doc.self_url,
+        doc.subscription_url,
+        doc.prev_archive_url,
+        doc.next_archive_url,
+        doc.archive,
+        doc.full_content,
+        doc.stylesheet_href,
+        tuple(item.fingerprint for item in doc.items),
+    )
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+class Builder:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fetch_upstreams: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.fetch_upstreams = fetch_upstreams
+        self.progress = progress
+        self.context = reader_context(settings)
+        self.cache_path = settings.cache_dir / "build.pickle"
+        self.cache: ArticleCache | None = None
+
+    def _cache(self) -> ArticleCache:
+        if self.cache is None:
+            key = cache_key(self.context, self.settings.feeds, str(self.settings.output_dir))
+            self.cache = load_cache(self.cache_path, key)
+        return self.cache
+
+    def read_articles(self) -> tuple[list[Article], BuildReport]:
+        """Every source read and collected, without writing anything (what `check` runs)."""
+        report = BuildReport()
+        cache = self._cache()
+        folder = read_folder(self.settings.articles_dir, self.context, cache)
+        report.files, report.parsed = folder.files, folder.parsed
+        report.problems.extend(folder.problems)
+        upstream: list[Article] = []
+        if self.fetch_upstreams and self.settings.upstream:
+            from speakerfeed.sources.remote import refresh_upstreams
+
+            fetched = refresh_upstreams(
+                self.settings, self.settings.cache_dir / "upstream.json", datetime.now(UTC)
+            )
+            upstream = fetched.articles
+            report.problems.extend(fetched.problems)
+        collected = collect(folder.articles, upstream)
+        report.problems.extend(collected.problems)
+        report.drafts = collected.drafts
+        report.articles = len(collected.articles)
+        report.upstream_articles = sum(1 for a in collected.articles if a.source.startswith("upstream:"))
+        return collected.articles, report
+
+    def build(self) -> BuildReport:
+        started = time.perf_counter()
+        articles, report = self.read_articles()
+        cache = self._cache()
+        sets = feed_sets(self.settings, articles)
+        documents = plan_documents(self.settings, sets)
+        report.documents = len(documents)
+        wanted: set[str] = set()
+        self._write_documents(documents, cache, report, wanted)
+        self._write_pages(sets, cache, report, wanted)
+        self._remove_stale(cache, report, wanted)
+        save_cache(self.cache_path, cache)
+        report.seconds = time.perf_counter() - started
+        log.info("build: %s", report.summary())
+        return report
+
+    def _write_documents(
+        self,
+        documents: list[FeedDocument],
+        cache: ArticleCache,
+        report: BuildReport,
+        wanted: set[str],
+    ) -> None:
+        stale: list[FeedDocument] = []
+        fingerprints: dict[str, str] = {}
+        for doc in documents:
+            wanted.add(doc.path)
+            fingerprint = fingerprints[doc.path] = document_fingerprint(doc)
+            if not self._is_current(doc.path, fingerprint, cache):
+                stale.append(doc)
+        for record in render_in_workers(stale, self.settings.output_dir):
+            if record.written:
+                report.written.append(record.path)
+            cache.outputs[record.path] = WrittenFile(
+                fingerprints[record.path], record.size, record.mtime_ns
+            )
+            cache.dirty = True
+
+    def _write_pages(
+        self, sets: list[FeedSet], cache: ArticleCache, report: BuildReport, wanted: set[str]
+    ) -> None:
+        links = [FeedSetLink(title=s.title, path=s.folder) for s in sets]
+        pages = {"index.html": render_feeds_index(self.settings, links), **static_files()}
+        for name, data in pages.items():
+            wanted.add(name)
+            fingerprint = hashlib.blake2b(data, digest_size=16).hexdigest()
+            if not self._is_current(name, fingerprint, cache):
+                self._write(name, fingerprint, data, cache, report)
+
+    def _is_current(self, relative: str, fingerprint: str, cache: ArticleCache) -> bool:
+        record = cache.outputs.get(relative)
+        if record is None or record.fingerprint != fingerprint:
+            return False
+        try:
+            stat = (self.settings.output_dir / relative).stat()
+        except FileNotFoundError:
+            return False
+        # Someone else changed or replaced the file: render it again.
+        return stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns
+
+    def _write(
+        self, relative: str, fingerprint: str, data: bytes, cache: ArticleCache, report: BuildReport
+    ) -> None:
+        path = self.settings.output_dir / relative
+        if write_if_changed(path, data):
+            report.written.append(relative)
+        stat = path.stat()
+        cache.outputs[relative] = WrittenFile(fingerprint, stat.st_size, stat.st_mtime_ns)
+        cache.dirty = True
+
+    def _remove_stale(self, cache: ArticleCache, report: BuildReport, wanted: set[str]) -> None:
+        """Delete files an earlier build wrote that no longer belong (e.g. a tag that is gone)."""
+        for relative in sorted(set(cache.outputs) - wanted):
+            (self.settings.output_dir / relative).unlink(missing_ok=True)
+            _prune_empty_parents(self.settings.output_dir / relative, self.settings.output_dir)
+            del cache.outputs[relative]
+            cache.dirty = True
+            report.removed.append(relative)
+
+
+def _prune_empty_parents(path: Path, root: Path) -> None:
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent
+
+
+def build(settings: Settings, *, fetch_upstreams: bool = True) -> BuildReport:
+    return Builder(settings, fetch_upstreams=fetch_upstreams).build()
+
+
+def problems_text(problems: Iterable[Problem]) -> str:
+    return "\n".join(str(p) for p in problems)

@@ -1,0 +1,1 @@
+"""Rendering: feeds and pages to bytes. Nothing here touches the disk."""

@@ -1,0 +1,60 @@
+"""The HTML allow-list every article body passes through before it reaches a feed or an email.
+
+Upstream feeds are untrusted, and even an editor's Markdown can carry a pasted embed code, so both
+go through the same ammonia (nh3) allow-list: the tags and attributes an article needs, links
+limited to http, https and mailto, relative URLs resolved against the article's own address (a
+feed reader has no base URL to resolve them against).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import nh3
+
+ARTICLE_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd",
+        "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "h2", "h3", "h4",
+        "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s",
+        "samp", "small", "span", "strong", "sub", "summary", "sup", "table", "tbody", "td",
+        "tfoot", "th", "thead", "time", "tr", "u", "ul",
+    }
+)  # fmt: skip
+# Whole elements whose content is code or chrome, never text for a reader.
+DROPPED_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "noscript"})
+ARTICLE_ATTRIBUTES = {
+    "a": {"href", "title", "hreflang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "del": {"cite", "datetime"},
+    "ins": {"cite", "datetime"},
+    "time": {"datetime"},
+    "td": {"colspan", "rowspan", "align"},
+    "th": {"colspan", "rowspan", "align", "scope"},
+    "ol": {"start", "reversed"},
+    "abbr": {"title"},
+    "*": {"lang", "dir"},
+}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+
+
+@lru_cache(maxsize=64)
+def _cleaner(base_url: str | None) -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=set(ARTICLE_TAGS),
+        clean_content_tags=set(DROPPED_WITH_CONTENT),
+        attributes={tag: set(names) for tag, names in ARTICLE_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        link_rel="noopener noreferrer",
+        url_relative=("rewrite_with_base", base_url) if base_url else "deny",
+    )
+
+
+def clean_html(fragment: str, base_url: str | None = None) -> str:
+    """The fragment with everything outside the allow-list removed.
+
+    Relative URLs are resolved against ``base_url``, or dropped when there is none.
+    """
+    return _cleaner(base_url).clean(fragment)

@@ -1,0 +1,1 @@
+"""Article sources: files in articles/ (one reader per format) and upstream feeds."""

@@ -1,0 +1,1 @@
+"""The web app: feeds and pages for readers and subscribers."""
