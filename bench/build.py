@@ -28,15 +28,72 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 BUDGET = {"full_build_s": 5.0, "incremental_build_ms": 100.0, "peak_rss_mb": 300.0}
 TAGS = [
-    "politics", "economy", "world", "education", "environment", "culture", "sport", "science",
-    "technology", "health", "opinion", "uk", "europe", "asia", "africa", "americas", "media",
-    "law", "housing", "transport",
-]  # fmt: skip
-WORDS = (
-    "the government said on thursday that young people across the country would see changes "
-    "to how schools colleges and universities are funded while critics argued the plans did "
-    "not go far enough to address rising costs of living rent and transport for students"
-).split()
+    "politics",
+    "economy",
+    "world",
+    "education",
+    "environment",
+    "culture",
+    "sport",
+    "science",
+    "technology",
+    "health",
+    "opinion",
+    "uk",
+    "europe",
+    "asia",
+    "africa",
+    "americas",
+    "media",
+    "law",
+    "housing",
+    "transport",
+]
+WORDS = [
+    "the",
+    "government",
+    "said",
+    "on",
+    "thursday",
+    "that",
+    "young",
+    "people",
+    "across",
+    "the",
+    "country",
+    "would",
+    "see",
+    "changes",
+    "to",
+    "how",
+    "schools",
+    "colleges",
+    "and",
+    "universities",
+    "are",
+    "funded",
+    "while",
+    "critics",
+    "argued",
+    "the",
+    "plans",
+    "did",
+    "not",
+    "go",
+    "far",
+    "enough",
+    "to",
+    "address",
+    "rising",
+    "costs",
+    "of",
+    "living",
+    "rent",
+    "and",
+    "transport",
+    "for",
+    "students",
+]
 
 CONFIG = """
 [site]
@@ -74,13 +131,13 @@ def generate(folder: Path, count: int, seed: int = 5) -> None:
     for number in range(count):
         when = start + timedelta(hours=7 * number, minutes=rng.randint(0, 59))
         tags = ", ".join(rng.sample(TAGS, k=rng.randint(1, 3)))
-        body = []
+        body: list[str] = []
         while sum(len(p) for p in body) < 4600:
             body.append(_paragraph(rng))
             if rng.random() < 0.15:
                 body.append(f"## {rng.choice(WORDS).capitalize()} {rng.choice(WORDS)}")
         text = (
-            f"---\ntitle: \"Article number {number}: {' '.join(rng.sample(WORDS, 6))}\"\n"
+            f'---\ntitle: "Article number {number}: {" ".join(rng.sample(WORDS, 6))}"\n'
             f"date: {when.isoformat()}\nauthor: Reporter {number % 37}\ntags: [{tags}]\n---\n"
             + "\n\n".join(body)
             + "\n"
@@ -105,7 +162,8 @@ def child(phase: str, work: Path) -> dict[str, Any]:
             "written": len(report.written),
             "problems": len(report.problems),
         }
-    target = sorted((work / "articles").iterdir())[len(os.listdir(work / "articles")) // 2]
+    files = sorted((work / "articles").iterdir())
+    target = files[len(files) // 2]
     original = target.read_text(encoding="utf-8")
     builder = Builder(settings, fetch_upstreams=False)
     started = time.perf_counter()
@@ -164,7 +222,9 @@ def cli_incremental(work: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--articles", type=int, default=10_000)
     parser.add_argument("--work", type=Path, default=HERE / "work")
     parser.add_argument("--child", choices=["full", "incremental"], help=argparse.SUPPRESS)

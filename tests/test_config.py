@@ -116,7 +116,9 @@ name = "wire"
 url = "https://example.org/b.xml"
 """,
     )
-    assert problems == [f"{tmp_path / 'config.toml'}: upstream names must be unique; repeated: wire"]
+    assert problems == [
+        f"{tmp_path / 'config.toml'}: upstream names must be unique; repeated: wire"
+    ]
 
 
 def test_secrets_come_from_the_environment() -> None:
@@ -131,7 +133,9 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     for key, _default, help_text in settings_reference():
         section, name = key.split(" ")
         section_block = reference.split(section, 1)
-        if len(section_block) < 2 or not re.search(rf"`{name}`", section_block[1].split("\n[", 1)[0]):
+        if len(section_block) < 2 or not re.search(
+            rf"`{name}`", section_block[1].split("\n[", 1)[0]
+        ):
             missing.append(key)
         assert help_text, f"{key} has no description"
     assert missing == []

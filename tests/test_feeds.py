@@ -84,9 +84,11 @@ def test_rss_fields(documents: list[FeedDocument]) -> None:
     channel = root.find("channel")
     assert channel is not None
     assert channel.findtext("link") == "https://www.speakernews.co.uk/"
-    self_links = [l for l in channel.findall(f"{ATOM}link") if l.get("rel") == "self"]
-    assert [l.get("href") for l in self_links] == ["https://www.speakernews.co.uk/feeds/rss.xml"]
-    assert any(l.get("rel") == "hub" for l in channel.findall(f"{ATOM}link"))
+    self_links = [link for link in channel.findall(f"{ATOM}link") if link.get("rel") == "self"]
+    assert [link.get("href") for link in self_links] == [
+        "https://www.speakernews.co.uk/feeds/rss.xml"
+    ]
+    assert any(link.get("rel") == "hub" for link in channel.findall(f"{ATOM}link"))
     item = channel.find("item")
     assert item is not None
     assert item.findtext("description") == "Summary of article 22."
@@ -147,7 +149,7 @@ def test_rfc5005_archives_walk_back_to_every_article(
         root = etree.fromstring(by_url[url])
         container = root.find("channel") if format_name == "rss" else root
         assert container is not None
-        links = {l.get("rel"): l.get("href") for l in container.findall(f"{ATOM}link")}
+        links = {link.get("rel"): link.get("href") for link in container.findall(f"{ATOM}link")}
         is_archive = container.find(f"{FH}archive") is not None
         assert is_archive == (visited > 0)
         if is_archive:
@@ -204,14 +206,18 @@ def test_seed_article_in_all_formats(settings: Settings) -> None:
             assert item["title"] == "What is happening in Kazakhstan?"
             assert item["date_published"] == "2023-11-29T13:06:00+00:00"
             continue
-        parsed = feedparser.parse(render(doc), response_headers={"content-type": _content_type(doc)})
+        parsed = feedparser.parse(
+            render(doc), response_headers={"content-type": _content_type(doc)}
+        )
         assert parsed.bozo == 0
         entry = parsed.entries[0]
         assert entry.title == "What is happening in Kazakhstan?"
         assert entry.published_parsed[:5] == (2023, 11, 29, 13, 6)
 
 
-def test_hostile_text_is_escaped_and_control_characters_cannot_break_xml(settings: Settings) -> None:
+def test_hostile_text_is_escaped_and_control_characters_cannot_break_xml(
+    settings: Settings,
+) -> None:
     article = _article(1, title="<script>alert(1)</script> ]]> &amp;", summary="a ]]> b")
     for doc in _documents(settings, [article]):
         data = render(doc)

@@ -147,7 +147,10 @@ def test_redirect_to_another_scheme_is_refused(server: FeedServer, location: str
         get(url)
 
 
-@pytest.mark.parametrize("url", ["/etc/passwd", "file:///etc/passwd", "etc/passwd"])
+@pytest.mark.parametrize(
+    "url",
+    ["/etc/passwd", "file:///etc/passwd", "etc/passwd", "javascript:alert(1)", "ftp://a.example/"],
+)
 def test_paths_and_file_urls_are_never_fetched(url: str) -> None:
     with pytest.raises(SchemeNotAllowedError):
         get(url)
@@ -361,6 +364,20 @@ def test_connection_refused_is_a_one_line_fetch_error() -> None:
     assert type(caught.value) is FetchError
     assert "\n" not in str(caught.value)
     assert "cannot fetch http://127.0.0.1" in str(caught.value)
+
+
+def test_trickling_server_is_cut_off_at_the_deadline(server: FeedServer) -> None:
+    def trickle() -> Iterator[bytes]:
+        for _ in range(40):  # one byte every 50 ms for 2 s: each well inside the read timeout
+            if server.stopping.wait(0.05):
+                return
+            yield b" "
+
+    url = server.route("/trickle", lambda _: Reply(body=trickle()))
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"timed out after 0\.3s reading the body"):
+        get(url, SETTINGS.model_copy(update={"timeout_seconds": 0.3}))
+    assert time.monotonic() - started < 2.0
 
 
 def test_slow_server_times_out(server: FeedServer) -> None:

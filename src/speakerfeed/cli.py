@@ -66,14 +66,16 @@ def _progress_bar(enabled: bool) -> Iterator[ProgressCallback | None]:
     bars: dict[str, Any] = {}
 
     def advance(phase: str, done: int, total: int) -> None:
-        if total < 200:  # not worth a bar
+        if total < 200:  # over in a blink: not worth a bar
             return
         bar = bars.get(phase)
         if bar is None:
-            bar = bars[phase] = click.progressbar(length=total, label=phase, file=sys.stderr)
+            bar = bars[phase] = click.progressbar(
+                length=total, label=f"{phase:16}", file=sys.stderr, show_pos=True, show_eta=True
+            )
             bar.__enter__()
-        bar.update(done - bar.pos)
-        if done == total:
+        bar.update(done)
+        if bar.pos >= total:
             bar.__exit__(None, None, None)
 
     yield advance
@@ -98,7 +100,9 @@ def main(ctx: click.Context, config: Path | None, verbose: int, log_json: bool) 
 
 
 @main.command()
-@click.option("--strict", is_flag=True, help="Exit with 1 if any article or upstream had a problem.")
+@click.option(
+    "--strict", is_flag=True, help="Exit with 1 if any article or upstream had a problem."
+)
 @click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds (use articles/ only).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
 @click.pass_context

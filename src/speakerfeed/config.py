@@ -103,8 +103,11 @@ class FeedSettings(_Section):
         description="Public URL of the output folder: self links and archive links start here."
     )
     items: int = Field(
-        20, ge=1, le=1000, description="Items per feed document: the newest in each subscription "
-        "feed, and the size of each RFC 5005 archive page holding the older ones."
+        20,
+        ge=1,
+        le=1000,
+        description="Items per feed document: the newest in each subscription "
+        "feed, and the size of each RFC 5005 archive page holding the older ones.",
     )
     tag_feeds: bool = Field(True, description="Also write one feed per tag.")
     full_content: bool = Field(True, description="Put the full article text in the feeds.")
@@ -194,7 +197,7 @@ class Settings(_Section):
     upstream: Annotated[tuple[UpstreamSettings, ...], BeforeValidator(_list_to_tuple)] = ()
     server: ServerSettings = ServerSettings()
     # Where the file was read from; paths in [build] are relative to its folder.
-    root: Path = Field(Path("."), exclude=True)
+    root: Path = Field(Path(), exclude=True)
 
     @model_validator(mode="after")
     def _unique_upstream_names(self) -> Settings:
@@ -285,7 +288,7 @@ def _describe(error: Any, where: str) -> Problem:
 
 
 def _plain(message: str) -> str:
-    # pydantic says "Input should be a valid integer"; a config reader expects "expected an integer".
+    # pydantic says "Input should be a valid integer"; a reader of config expects "expected ...".
     return message.replace("Input should be", "expected").replace("String should", "expected to")
 
 
@@ -333,7 +336,8 @@ def settings_reference() -> list[tuple[str, str, str]]:
         annotation = section_field.annotation
         inner = getattr(annotation, "__args__", (annotation,))[0]
         model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
         prefix = f"[[{section_name}]]" if inner is not annotation else f"[{section_name}]"
         for name, f in model.model_fields.items():
             default = "(required)" if f.is_required() else repr(f.default)

@@ -18,8 +18,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; the web server must read it
-        os.replace(temporary, path)
+        Path(temporary).chmod(0o644)  # mkstemp makes 0600; the web server must read it
+        Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from speakerfeed.output import write_if_changed
 from speakerfeed.render.feeds import EntryCache, FeedDocument, render
@@ -31,26 +31,42 @@ def worker_count() -> int:
 _SHARED: dict[str, object] = {}
 
 
-def _run_shared(index: int) -> object:
-    task = _SHARED["tasks"]
-    assert isinstance(task, list)
+def _run_shared(index: int) -> Any:
+    tasks = _SHARED["tasks"]
+    assert isinstance(tasks, list)
     function = _SHARED["function"]
     assert callable(function)
-    return function(task[index])
+    return function(tasks[index])
 
 
-def map_forked(function: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
-    """function(task) for every task, in forked workers when that pays off; results in order."""
+def map_forked(
+    function: Callable[[T], R],
+    tasks: Sequence[T],
+    on_done: Callable[[T], None] | None = None,
+) -> list[R]:
+    """function(task) for every task, in forked workers when there are cores to spare.
+
+    Results come back in order; ``on_done`` is called with each task as it finishes.
+    """
     workers = min(worker_count(), len(tasks))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [function(task) for task in tasks]
+        results = []
+        for task in tasks:
+            results.append(function(task))
+            if on_done is not None:
+                on_done(task)
+        return results
     _SHARED.update(function=function, tasks=list(tasks))
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.map(_run_shared, range(len(tasks)), chunksize=1)
+            results = []
+            for index, result in enumerate(pool.imap(_run_shared, range(len(tasks)))):
+                results.append(cast(R, result))
+                if on_done is not None:
+                    on_done(tasks[index])
     finally:
         _SHARED.clear()
-    return results  # type: ignore[return-value]
+    return results
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +77,12 @@ class RenderedFile:
     mtime_ns: int
 
 
-def render_and_write(documents: Sequence[FeedDocument], output_dir: Path) -> list[RenderedFile]:
+Progress = Callable[[int, int], None]  # (items just finished, items in all)
+
+
+def render_and_write(
+    documents: Sequence[FeedDocument], output_dir: Path, progress: Progress | None = None
+) -> list[RenderedFile]:
     """Render each document (sharing entries between them) and write those whose bytes changed."""
     cache = EntryCache(documents)
     records = []
@@ -70,13 +91,17 @@ def render_and_write(documents: Sequence[FeedDocument], output_dir: Path) -> lis
         written = write_if_changed(path, render(doc, cache))
         stat = path.stat()
         records.append(RenderedFile(doc.path, written, stat.st_size, stat.st_mtime_ns))
+        if progress is not None:
+            progress(1, len(documents))
     return records
 
 
-def render_in_workers(documents: Sequence[FeedDocument], output_dir: Path) -> list[RenderedFile]:
+def render_in_workers(
+    documents: Sequence[FeedDocument], output_dir: Path, progress: Progress | None = None
+) -> list[RenderedFile]:
     """Split by format (entries are shared across documents of one format) over the workers."""
     if len(documents) < PARALLEL_MINIMUM or worker_count() < 2:
-        return render_and_write(documents, output_dir)
+        return render_and_write(documents, output_dir, progress)
     by_format: dict[str, list[FeedDocument]] = {}
     for doc in documents:
         by_format.setdefault(doc.format, []).append(doc)
@@ -87,4 +112,8 @@ def render_in_workers(documents: Sequence[FeedDocument], output_dir: Path) -> li
     def work(group: list[FeedDocument]) -> list[RenderedFile]:
         return render_and_write(group, output_dir)
 
-    return [record for batch in map_forked(work, groups) for record in batch]
+    def done(group: list[FeedDocument]) -> None:
+        if progress is not None:
+            progress(len(group), len(documents))
+
+    return [record for batch in map_forked(work, groups, done) for record in batch]

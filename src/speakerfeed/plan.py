@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
-from slugify import slugify
+from slugify import slugify as _slugify
 
 from speakerfeed.config import Settings
 from speakerfeed.models import Article
@@ -28,6 +29,11 @@ class FeedSet:
     articles: tuple[Article, ...]  # newest first
 
 
+@lru_cache(maxsize=4096)
+def tag_slug(tag: str) -> str:
+    return str(_slugify(tag))
+
+
 def feed_sets(settings: Settings, articles: Sequence[Article]) -> list[FeedSet]:
     site = settings.site
     host = urlsplit(site.url).hostname or "localhost"
@@ -37,14 +43,18 @@ def feed_sets(settings: Settings, articles: Sequence[Article]) -> list[FeedSet]:
     by_slug: dict[str, tuple[str, list[Article]]] = {}
     for article in articles:
         for tag in article.tags:
-            slug = slugify(tag)
+            slug = tag_slug(tag)
             if slug:
                 by_slug.setdefault(slug, (tag, []))[1].append(article)
     for slug in sorted(by_slug):
         tag, tagged = by_slug[slug]
         sets.append(
-            FeedSet(f"tags/{slug}/", f"{site.title}: {tag}", f"tag:{host},2023:feeds/tags/{slug}",
-                    tuple(tagged))
+            FeedSet(
+                f"tags/{slug}/",
+                f"{site.title}: {tag}",
+                f"tag:{host},2023:feeds/tags/{slug}",
+                tuple(tagged),
+            )
         )
     return sets
 

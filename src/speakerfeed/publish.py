@@ -7,12 +7,17 @@ the documents that contain it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 
 from speakerfeed.cache import ArticleCache, WrittenFile, cache_key, load_cache, save_cache
@@ -21,16 +26,16 @@ from speakerfeed.config import Settings
 from speakerfeed.errors import Problem
 from speakerfeed.models import Article
 from speakerfeed.output import write_if_changed
-from speakerfeed.plan import FeedSet, feed_sets, plan_documents
 from speakerfeed.parallel import render_in_workers
-from speakerfeed.render.feeds import FeedDocument
+from speakerfeed.plan import FeedSet, feed_sets, plan_documents
+from speakerfeed.render.feeds import FeedDocument, FeedMeta
 from speakerfeed.render.pages import FeedSetLink, render_feeds_index, static_files
 from speakerfeed.sources.base import ReaderContext
 from speakerfeed.sources.folder import read_folder
 
 log = logging.getLogger(__name__)
 
-# Called with (phase, done, total) while a build works, e.g. to draw a progress bar.
+# Called with (phase, items just finished, items in all) while a build works, for a progress bar.
 ProgressCallback = Callable[[str, int, int], None]
 
 
@@ -69,20 +74,28 @@ def reader_context(settings: Settings) -> ReaderContext:
 
 def document_fingerprint(doc: FeedDocument) -> str:
     """Changes whenever the rendered bytes could: the document's own fields and its items'."""
-    parts = (
+    own = (
         doc.format,
         doc.path,
-        doc.meta,
+        _meta_digest(doc.meta),
         doc.self_url,
         doc.subscription_url,
-        doc.prev_archive_url,
-        doc.next_archive_url,
-        doc.archive,
-        doc.full_content,
-        doc.stylesheet_href,
-        tuple(item.fingerprint for item in doc.items),
+        doc.prev_archive_url or "",
+        doc.next_archive_url or "",
+        str(doc.archive),
+        str(doc.full_content),
+        doc.stylesheet_href or "",
     )
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    text = "\x00".join(own) + "".join(map(_FINGERPRINT, doc.items))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+_FINGERPRINT = attrgetter("fingerprint")
+
+
+@lru_cache(maxsize=1024)
+def _meta_digest(meta: FeedMeta) -> str:
+    return hashlib.blake2b(repr(meta).encode(), digest_size=16).hexdigest()
 
 
 class Builder:
@@ -97,20 +110,33 @@ class Builder:
         self.fetch_upstreams = fetch_upstreams
         self.progress = progress
         self.context = reader_context(settings)
-        self.cache_path = settings.cache_dir / "build.pickle"
+        self.output_dir = settings.output_dir
+        self._output_prefix = str(self.output_dir)
+        self.cache_path = settings.cache_dir / "build.sqlite"
         self.cache: ArticleCache | None = None
+        # Outputs this Builder has written or checked on disk: a warm rebuild (serve) trusts its
+        # own record of them instead of stat-ing thousands of unchanged files again.
+        self._verified: set[str] = set()
 
     def _cache(self) -> ArticleCache:
         if self.cache is None:
-            key = cache_key(self.context, self.settings.feeds, str(self.settings.output_dir))
+            key = cache_key(self.context, self.settings.feeds, str(self.output_dir))
             self.cache = load_cache(self.cache_path, key)
         return self.cache
+
+    def _phase(self, name: str) -> Callable[[int, int], None] | None:
+        callback = self.progress
+        if callback is None:
+            return None
+        return lambda done, total: callback(name, done, total)
 
     def read_articles(self) -> tuple[list[Article], BuildReport]:
         """Every source read and collected, without writing anything (what `check` runs)."""
         report = BuildReport()
         cache = self._cache()
-        folder = read_folder(self.settings.articles_dir, self.context, cache)
+        folder = read_folder(
+            self.settings.articles_dir, self.context, cache, self._phase("reading articles")
+        )
         report.files, report.parsed = folder.files, folder.parsed
         report.problems.extend(folder.problems)
         upstream: list[Article] = []
@@ -126,10 +152,16 @@ class Builder:
         report.problems.extend(collected.problems)
         report.drafts = collected.drafts
         report.articles = len(collected.articles)
-        report.upstream_articles = sum(1 for a in collected.articles if a.source.startswith("upstream:"))
+        report.upstream_articles = sum(
+            1 for a in collected.articles if a.source.startswith("upstream:")
+        )
         return collected.articles, report
 
     def build(self) -> BuildReport:
+        with _collector_paused():
+            return self._build()
+
+    def _build(self) -> BuildReport:
         started = time.perf_counter()
         articles, report = self.read_articles()
         cache = self._cache()
@@ -159,13 +191,14 @@ class Builder:
             fingerprint = fingerprints[doc.path] = document_fingerprint(doc)
             if not self._is_current(doc.path, fingerprint, cache):
                 stale.append(doc)
-        for record in render_in_workers(stale, self.settings.output_dir):
+        progress = self._phase("writing feeds")
+        for record in render_in_workers(stale, self.output_dir, progress):
             if record.written:
                 report.written.append(record.path)
-            cache.outputs[record.path] = WrittenFile(
-                fingerprints[record.path], record.size, record.mtime_ns
+            cache.record_output(
+                record.path, WrittenFile(fingerprints[record.path], record.size, record.mtime_ns)
             )
-            cache.dirty = True
+            self._verified.add(record.path)
 
     def _write_pages(
         self, sets: list[FeedSet], cache: ArticleCache, report: BuildReport, wanted: set[str]
@@ -182,31 +215,49 @@ class Builder:
         record = cache.outputs.get(relative)
         if record is None or record.fingerprint != fingerprint:
             return False
+        if relative in self._verified:
+            return True
         try:
-            stat = (self.settings.output_dir / relative).stat()
+            stat = os.stat(os.path.join(self._output_prefix, relative))  # noqa: PTH - hot path
         except FileNotFoundError:
             return False
         # Someone else changed or replaced the file: render it again.
-        return stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns
+        current = stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns
+        if current:
+            self._verified.add(relative)
+        return current
 
     def _write(
         self, relative: str, fingerprint: str, data: bytes, cache: ArticleCache, report: BuildReport
     ) -> None:
-        path = self.settings.output_dir / relative
+        path = self.output_dir / relative
         if write_if_changed(path, data):
             report.written.append(relative)
         stat = path.stat()
-        cache.outputs[relative] = WrittenFile(fingerprint, stat.st_size, stat.st_mtime_ns)
-        cache.dirty = True
+        cache.record_output(relative, WrittenFile(fingerprint, stat.st_size, stat.st_mtime_ns))
+        self._verified.add(relative)
 
     def _remove_stale(self, cache: ArticleCache, report: BuildReport, wanted: set[str]) -> None:
         """Delete files an earlier build wrote that no longer belong (e.g. a tag that is gone)."""
         for relative in sorted(set(cache.outputs) - wanted):
-            (self.settings.output_dir / relative).unlink(missing_ok=True)
-            _prune_empty_parents(self.settings.output_dir / relative, self.settings.output_dir)
-            del cache.outputs[relative]
-            cache.dirty = True
+            (self.output_dir / relative).unlink(missing_ok=True)
+            _prune_empty_parents(self.output_dir / relative, self.output_dir)
+            cache.record_output(relative, None)
+            self._verified.discard(relative)
             report.removed.append(relative)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A build allocates many short-lived, acyclic objects over a large heap of cached articles:
+    the cyclic garbage collector would rescan that heap again and again for nothing."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _prune_empty_parents(path: Path, root: Path) -> None:

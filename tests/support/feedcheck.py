@@ -55,21 +55,21 @@ def check_atom(data: bytes) -> list[str]:
         if not feed_has_author and entry.find(f"{ATOM}author") is None:
             errors.append(f"{where}: no atom:author and the feed has none (4.1.2)")
         content = entry.find(f"{ATOM}content")
-        alternates = [l for l in entry.findall(f"{ATOM}link") if l.get("rel", "alternate") == "alternate"]
+        links = entry.findall(f"{ATOM}link")
+        alternates = [link for link in links if link.get("rel", "alternate") == "alternate"]
         if content is None and not alternates:
             errors.append(f"{where}: neither content nor an alternate link (4.1.2)")
-        if content is not None and content.get("src") is None and entry.find(f"{ATOM}summary") is None:
-            if content.get("type") not in (None, "text", "html", "xhtml"):
-                errors.append(f"{where}: non-text content without summary (4.1.2)")
-        for name in ("published",):
-            element = entry.find(f"{ATOM}{name}")
-            if element is not None and not RFC3339.match(element.text or ""):
-                errors.append(f"{where}: {name} {element.text!r} is not an RFC 3339 date")
-        for kind in ("summary", "content", "title"):
+        text_types = ("text", "html", "xhtml")
+        media_content = content is not None and content.get("type", "text") not in text_types
+        if media_content and entry.find(f"{ATOM}summary") is None:
+            errors.append(f"{where}: non-text content without a summary (4.1.2)")
+        published = entry.find(f"{ATOM}published")
+        if published is not None and not RFC3339.match(published.text or ""):
+            errors.append(f"{where}: published {published.text!r} is not an RFC 3339 date")
+        for kind in ("summary", "title"):
             element = entry.find(f"{ATOM}{kind}")
-            if element is not None and element.get("type", "text") not in ("text", "html", "xhtml"):
-                if kind != "content":
-                    errors.append(f"{where}: {kind} type {element.get('type')!r} not allowed")
+            if element is not None and element.get("type", "text") not in text_types:
+                errors.append(f"{where}: {kind} type {element.get('type')!r} not allowed (3.1.1)")
     return errors
 
 
@@ -99,7 +99,9 @@ def _atom_common(element: etree._Element, where: str) -> list[str]:
         if rel == "alternate":
             key = (link.get("type"), link.get("hreflang"))
             if key in seen_alternates:
-                errors.append(f"{where}: two alternate links with the same type and hreflang (4.1.1)")
+                errors.append(
+                    f"{where}: two alternate links with the same type and hreflang (4.1.1)"
+                )
             seen_alternates.add(key)
     return errors
 
@@ -109,7 +111,9 @@ def check_rss(data: bytes) -> list[str]:
     errors: list[str] = []
     root = _parse(data)
     if root.tag != "rss" or root.get("version") != "2.0":
-        return [f"root is <{root.tag} version={root.get('version')!r}>, expected <rss version='2.0'>"]
+        return [
+            f"root is <{root.tag} version={root.get('version')!r}>, expected <rss version='2.0'>"
+        ]
     channels = root.findall("channel")
     if len(channels) != 1:
         return [f"{len(channels)} channel elements, expected one"]
@@ -123,7 +127,7 @@ def check_rss(data: bytes) -> list[str]:
         value = channel.findtext(name)
         if value is not None and not _rfc822(value):
             errors.append(f"channel: <{name}> {value!r} is not an RFC 822 date")
-    if not any(l.get("rel") == "self" for l in channel.findall(f"{ATOM}link")):
+    if not any(link.get("rel") == "self" for link in channel.findall(f"{ATOM}link")):
         errors.append("channel: no atom:link rel=self (recommended by the RSS Advisory Board)")
     language = channel.findtext("language")
     if language is not None and not re.match(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", language):

@@ -222,9 +222,9 @@ def render_entry(article: Article, format_name: str, full_content: bool) -> str:
     element = entry.rss_entry() if rss else entry.atom_entry()
     namespaces = _RSS_NAMESPACES if rss else _ATOM_NAMESPACES
     # Give the elements the document's prefixes (content:, dc:, media:) instead of ns0, ns1.
-    holder = etree.Element("holder", nsmap=namespaces)  # type: ignore[arg-type]
+    holder = etree.Element("holder", nsmap=namespaces)
     holder.append(element)
-    etree.cleanup_namespaces(holder, top_nsmap=namespaces)  # type: ignore[arg-type]
+    etree.cleanup_namespaces(holder, top_nsmap=namespaces)
     etree.indent(element, space="  ", level=2 if rss else 1)
     text = etree.tostring(element, encoding="unicode")
     start_tag, rest = text.split(">", 1)
@@ -300,7 +300,9 @@ def render_json_item(article: Article, format_name: str, full_content: bool) -> 
 
 def _json_item(article: Article, full_content: bool) -> dict[str, Any]:
     item: dict[str, Any] = {"id": article.id, "url": article.url, "title": article.title}
-    item["content_html"] = article.content_html if full_content else f"<p>{_esc(article.summary)}</p>"
+    item["content_html"] = (
+        article.content_html if full_content else f"<p>{_esc(article.summary)}</p>"
+    )
     if article.summary:
         item["summary"] = article.summary
     if article.image is not None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from speakerfeed.cache import ArticleCache, CachedArticle
 from speakerfeed.errors import ArticleError, Problem
 from speakerfeed.models import Article
-from speakerfeed.parallel import PARALLEL_MINIMUM, map_forked, worker_count
+from speakerfeed.parallel import PARALLEL_MINIMUM, Progress, map_forked, worker_count
 from speakerfeed.sources.base import ArticleReader, ReaderContext, xml_safe
 from speakerfeed.sources.markdown import MarkdownReader
 from speakerfeed.sources.plaintext import PlainTextReader
@@ -36,7 +36,7 @@ class FolderResult:
 
 def iter_files(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(path relative to root with / separators, entry) for every file, hidden ones skipped."""
-    stack = [(root, "")]
+    stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
         folder, prefix = stack.pop()
         with os.scandir(folder) as entries:
@@ -45,9 +45,13 @@ def iter_files(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
                     continue
                 relative = prefix + entry.name
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((Path(entry.path), relative + "/"))
-                elif entry.is_file():
+                    stack.append((entry.path, relative + "/"))
+                elif entry.is_file() or entry.is_symlink():  # a broken link is reported
                     yield relative, entry
+
+
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()  # noqa: PTH122 - no Path per file on the hot path
 
 
 def content_digest(data: bytes) -> str:
@@ -56,11 +60,21 @@ def content_digest(data: bytes) -> str:
 
 def article_fingerprint(article: Article) -> str:
     """A hash of everything a feed shows of the article: equal fingerprints render equal bytes."""
-    return hashlib.blake2b(repr(replace(article, fingerprint="")).encode(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(digest_size=16)
+    for name in _FINGERPRINTED:
+        digest.update(repr(getattr(article, name)).encode())
+        digest.update(b"\x00")
+    digest.update(article.content_html.encode())
+    return digest.hexdigest()
+
+
+_FINGERPRINTED = tuple(
+    f.name for f in fields(Article) if f.name not in ("fingerprint", "content_html")
+)
 
 
 def read_article(relative: str, data: bytes, context: ReaderContext) -> Article:
-    reader = _BY_EXTENSION[Path(relative).suffix.lower()]
+    reader = _BY_EXTENSION[_extension(relative)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -81,7 +95,9 @@ class _Job:
     known_digest: str | None  # of the cached parse, so an untouched file is not parsed again
 
 
-def read_folder(root: Path, context: ReaderContext, cache: ArticleCache) -> FolderResult:
+def read_folder(
+    root: Path, context: ReaderContext, cache: ArticleCache, progress: Progress | None = None
+) -> FolderResult:
     """Read every article under root, parsing only files whose content changed since last time."""
     result = FolderResult()
     if not root.is_dir():
@@ -89,28 +105,29 @@ def read_folder(root: Path, context: ReaderContext, cache: ArticleCache) -> Fold
         return result
     outcomes: dict[str, CachedArticle] = {}
     jobs: list[_Job] = []
-    for relative, entry in sorted(iter_files(root), key=lambda pair: pair[0]):
-        if Path(relative).suffix.lower() not in _BY_EXTENSION:
+    known_entries = cache.entries
+    # This loop runs for every file on every rebuild: it only stats, and parses nothing.
+    for relative, entry in iter_files(root):
+        if _extension(entry.name) not in _BY_EXTENSION:
             if not entry.name.lower().startswith(_QUIET_NAMES):
-                result.problems.append(
-                    Problem(relative, f"skipped: not an article (expected {SUPPORTED})", warning=True)
-                )
+                message = f"skipped: not an article (expected {SUPPORTED})"
+                result.problems.append(Problem(relative, message, warning=True))
             continue
-        result.files += 1
         try:
             stat = entry.stat()
         except OSError as exc:
-            outcomes[relative] = CachedArticle.failed(Problem(relative, f"cannot read: {exc.strerror}"))
+            problem = Problem(relative, f"cannot read: {exc.strerror}")
+            outcomes[relative] = CachedArticle.failed(problem)
             continue
-        hit = cache.by_stat(relative, stat.st_mtime_ns, stat.st_size)
-        if hit is not None:
-            outcomes[relative] = hit
+        known = known_entries.get(relative)
+        if known is not None and known[0] == stat.st_mtime_ns and known[1] == stat.st_size:
+            outcomes[relative] = known[2]
             continue
-        known = cache.entries.get(relative)
-        jobs.append(
-            _Job(relative, entry.path, stat.st_mtime_ns, stat.st_size, known[2].digest if known else None)
-        )
-    for job, (outcome, parsed) in zip(jobs, _run_jobs(jobs, context), strict=True):
+        digest = known[2].digest if known else None
+        jobs.append(_Job(relative, entry.path, stat.st_mtime_ns, stat.st_size, digest))
+    result.files = len(outcomes) + len(jobs)
+    result.problems.sort(key=lambda problem: problem.where)
+    for job, (outcome, parsed) in zip(jobs, _run_jobs(jobs, context, progress), strict=True):
         # None: the file was touched but its bytes did not change, so the cached parse stands.
         cached = outcome or cache.entries[job.relative][2]
         result.parsed += parsed
@@ -130,16 +147,23 @@ def read_folder(root: Path, context: ReaderContext, cache: ArticleCache) -> Fold
 Outcome = tuple[CachedArticle | None, bool]  # (what the file holds or None if unchanged, parsed)
 
 
-def _run_jobs(jobs: list[_Job], context: ReaderContext) -> list[Outcome]:
+def _run_jobs(jobs: list[_Job], context: ReaderContext, progress: Progress | None) -> list[Outcome]:
     if len(jobs) < PARALLEL_MINIMUM:
-        return _parse_batch(jobs, context)
+        outcomes = _parse_batch(jobs, context)
+        if progress is not None and jobs:
+            progress(len(jobs), len(jobs))
+        return outcomes
     size = max(50, len(jobs) // (worker_count() * 4))
     batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
     def work(batch: list[_Job]) -> list[Outcome]:
         return _parse_batch(batch, context)
 
-    return [outcome for batch in map_forked(work, batches) for outcome in batch]
+    def done(batch: list[_Job]) -> None:
+        if progress is not None:
+            progress(len(batch), len(jobs))
+
+    return [outcome for batch in map_forked(work, batches, done) for outcome in batch]
 
 
 def _parse_batch(jobs: list[_Job], context: ReaderContext) -> list[Outcome]:

@@ -121,7 +121,8 @@ class _Fields:
                 value = datetime.fromisoformat(value.strip())
             except ValueError:
                 raise self.fail(
-                    key, f"expected a date like 2023-11-29 13:06 or 2023-11-29T13:06:00Z, got {value!r}"
+                    key,
+                    f"expected a date like 2023-11-29 13:06 or 2023-11-29T13:06:00Z, got {value!r}",
                 ) from None
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=zone)
@@ -131,7 +132,9 @@ class _Fields:
 
     def url(self, key: str) -> str:
         value = self.string(key)
-        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        if value and (
+            urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
+        ):
             raise self.fail(key, f"expected an absolute http(s) URL, got {value!r}")
         return value
 
@@ -158,10 +161,12 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
     if match is None:
         if text.startswith("---"):
             raise ArticleError(path, "front matter is not closed: expected a line with ---", 1)
-        raise ArticleError(path, "expected front matter between --- lines at the top of the file", 1)
+        raise ArticleError(
+            path, "expected front matter between --- lines at the top of the file", 1
+        )
     raw = match.group(1)
     try:
-        data = yaml.load(raw, Loader=yaml.CSafeLoader)  # noqa: S506 - CSafeLoader is the safe one
+        data = yaml.load(raw, Loader=yaml.CSafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 2 if mark is not None else None
@@ -192,7 +197,8 @@ class MarkdownReader:
             hint = difflib.get_close_matches(key, _KEYS, n=1)
             raise fields.fail(
                 key,
-                "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                "unknown key"
+                + (f"; did you mean '{hint[0]}'?" if hint else "")
                 + f" (expected one of: {', '.join(_KEYS)})",
             )
         zone = context.site.zone
@@ -205,7 +211,9 @@ class MarkdownReader:
         stem = PurePosixPath(relative_path).stem
         slug = fields.string("slug") or slugify(_DATE_PREFIX.sub("", stem)) or slugify(title)
         if slug != slugify(slug):
-            raise fields.fail("slug", f"expected lower-case letters, digits and dashes, e.g. {slugify(slug)!r}")
+            raise fields.fail(
+                "slug", f"expected lower-case letters, digits and dashes, e.g. {slugify(slug)!r}"
+            )
         url = fields.url("canonical_url") or context.site.article_url(slug)
         content_html = render_markdown(body, url)
         summary = fields.string("summary") or summarize(_first_paragraph_text(content_html))

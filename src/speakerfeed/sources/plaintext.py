@@ -133,7 +133,9 @@ def parse_text(text: str, path: str, context: ReaderContext) -> ParsedText:
     title = lines[position][1]
     body = lines[position + 1 :]
     if not body:
-        raise ArticleError(path, "expected the article's text after the headline", lines[position][0])
+        raise ArticleError(
+            path, "expected the article's text after the headline", lines[position][0]
+        )
     blocks = tuple(
         Block(line, looks_like_heading(line, is_last=index == len(body) - 1))
         for index, (_, line, _) in enumerate(body)

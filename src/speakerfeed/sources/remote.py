@@ -24,11 +24,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import defusedxml
 import defusedxml.sax
 import feedparser
+import httpx
 import nh3
 from slugify import slugify
 
@@ -111,6 +112,7 @@ def refresh_upstreams(settings: Settings, state_path: Path, now: datetime) -> Up
     """Fetch every configured upstream; a failing one is reported and its last good copy served."""
     if now.tzinfo is None:
         raise ValueError("now must be time-zone aware")
+    now = now.astimezone(UTC)
     states, problems = load_state(state_path)
     articles: list[Article] = []
     kept: dict[str, UpstreamState] = {}
@@ -253,15 +255,18 @@ def _xml_feed(body: bytes, content_type: str) -> list[_RawEntry]:
 
 
 def _refuse_entities(body: bytes) -> None:
-    """Refuse XML declaring entities or external references (billion laughs, XXE)."""
+    """Refuse XML that declares any entity (billion laughs; XXE reading local files or URLs)."""
     try:
-        # SAX with a no-op handler: checks the whole document without building a tree.
+        # SAX with a no-op handler checks the whole document without building a tree.
+        # forbid_entities refuses every <!ENTITY>, internal or SYSTEM/PUBLIC. An external DTD
+        # reference alone (RSS 0.91's Netscape DOCTYPE) is let through: it declares nothing
+        # here, and neither this parser nor feedparser ever fetches it (external_ges is off).
         defusedxml.sax.parseString(
-            body, xml.sax.handler.ContentHandler(), forbid_entities=True, forbid_external=True
+            body, xml.sax.handler.ContentHandler(), forbid_entities=True, forbid_external=False
         )
     except defusedxml.DefusedXmlException as exc:
         raise UnreadableFeedError(
-            f"refused: the XML declares entities or external references ({type(exc).__name__})"
+            f"refused: the XML declares entities ({type(exc).__name__})"
         ) from None
     except xml.sax.SAXException:
         # Not well-formed: feedparser's lenient parser may still read it, unless a declaration
@@ -281,8 +286,9 @@ def _from_feedparser(entry: Any) -> _RawEntry:
         title=_str(entry.get("title")),
         title_is_html="html" in title_type,
         link=_str(entry.get("link")),
-        published=_from_struct(entry.get("published_parsed")),
-        updated=_from_struct(entry.get("updated_parsed")),
+        # dict.get: FeedParserDict.get would fall back from updated to published, with a warning.
+        published=_from_struct(dict.get(entry, "published_parsed")),
+        updated=_from_struct(dict.get(entry, "updated_parsed")),
         authors=[_str(a.get("name") or a.get("email")) for a in entry.get("authors") or []],
         tags=[_str(t.get("term") or t.get("label")) for t in entry.get("tags") or []],
         content_html=_detail_html(main),
@@ -395,7 +401,15 @@ def sanitize_html(fragment: str, base_url: str) -> str:
     """Allow-listed HTML: relative URLs resolved against ``base_url``, links http(s)/mailto."""
     if not fragment.strip():
         return ""
-    cleaned = nh3.clean(
+    try:
+        cleaned = _clean(fragment, ("rewrite_with_base", base_url))
+    except ValueError:  # a base the sanitiser cannot parse: drop relative URLs instead
+        cleaned = _clean(fragment, "deny")
+    return _xml_safe(cleaned).strip()
+
+
+def _clean(fragment: str, relative: nh3.UrlRelative) -> str:
+    return nh3.clean(
         _xml_safe(fragment),
         tags=ALLOWED_TAGS,
         clean_content_tags=CONTENT_DROPPED,
@@ -403,19 +417,20 @@ def sanitize_html(fragment: str, base_url: str) -> str:
         url_schemes=URL_SCHEMES,
         link_rel=LINK_REL,
         strip_comments=True,
-        url_relative=("rewrite_with_base", base_url),
+        url_relative=relative,
     )
-    return _xml_safe(cleaned).strip()
 
 
 def _http_url(value: str, base: str) -> str:
-    """``value`` made absolute against ``base``; "" unless that is an http(s) URL."""
+    """``value`` made absolute against ``base`` and normalised; "" unless a valid http(s) URL."""
     value = _text(value)
     if not value:
         return ""
-    absolute = urljoin(base, value)
-    parts = urlsplit(absolute)
-    return absolute if parts.scheme in ("http", "https") and parts.hostname else ""
+    try:
+        url = httpx.URL(urljoin(base, value))
+    except (ValueError, httpx.InvalidURL):
+        return ""
+    return str(url) if url.scheme in ("http", "https") and url.host else ""
 
 
 def _deduplicated(entries: Iterable[Entry]) -> list[Entry]:

@@ -17,7 +17,6 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -167,12 +166,6 @@ def _get(
 
 
 def _checked_url(raw: str, base: httpx.URL | None = None) -> httpx.URL:
-    # Checked before httpx parses it too: httpx rejects some schemes (javascript:) as invalid.
-    scheme = urlsplit(raw.strip()).scheme.lower()
-    if scheme and scheme not in ALLOWED_SCHEMES:
-        raise SchemeNotAllowedError(
-            f"refusing scheme {scheme!r} (only http and https): {_short(raw)}"
-        )
     try:
         url = base.join(raw) if base is not None else httpx.URL(raw)
     except httpx.InvalidURL as exc:

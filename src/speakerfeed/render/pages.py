@@ -1,0 +1,174 @@
+"""The pages and static files of the output folder: the feeds index and the feeds' XSL stylesheet.
+
+Templates live in the project's ``templates/`` folder (``web/`` for HTML pages, ``feeds/`` for the
+stylesheet), next to ``src/``. Every function takes ``templates_dir`` to use another folder; the
+default is found from this file's location, which works for the editable install the project uses.
+
+Everything here is a pure function of its arguments: the same settings and feed sets give the same
+bytes, so an unchanged page is never rewritten.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jinja2
+
+from speakerfeed.config import Settings
+from speakerfeed.render.feeds import FORMATS
+
+__all__ = [
+    "DEFAULT_TEMPLATES_DIR",
+    "FeedSetLink",
+    "base_context",
+    "render_feeds_index",
+    "static_files",
+    "stylesheet_bytes",
+    "text_direction",
+]
+
+# src/speakerfeed/render/pages.py -> the repository root is three folders above this one.
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+
+STYLESHEET_NAME = "feed.xsl"
+
+# Names people know the formats by, for link text; a format missing here shows its key.
+_FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+
+# Primary language subtags written right to left.
+_RTL_LANGUAGES = frozenset(
+    {"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ku", "ps", "sd", "ur", "yi"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSetLink:
+    """One feed (the main feed or a tag's) as the index lists it.
+
+    ``path`` is the feed set's folder relative to the output root: "" for the main feed,
+    "tags/politics/" for a tag. The documents in it are named as in ``render.feeds.FORMATS``.
+    """
+
+    title: str
+    path: str
+
+    def __post_init__(self) -> None:
+        if not self.title.strip():
+            raise ValueError("a feed set needs a title")
+        if self.path:
+            parts = PurePosixPath(self.path).parts
+            if (
+                not self.path.endswith("/")
+                or self.path.startswith("/")
+                or "\\" in self.path
+                or any(part in ("", ".", "..") for part in parts)
+                or "//" in self.path
+            ):
+                raise ValueError(
+                    f"feed set path must be '' or a relative folder ending in '/', got {self.path!r}"
+                )
+
+    def href(self, format_name: str) -> str:
+        """The URL of one of its documents, relative to the output root."""
+        return self.path + FORMATS[format_name].filename
+
+
+def text_direction(language: str) -> str:
+    """"rtl" or "ltr" for a BCP 47 language tag."""
+    primary = language.split("-", 1)[0].lower()
+    return "rtl" if primary in _RTL_LANGUAGES else "ltr"
+
+
+def base_context(settings: Settings) -> dict[str, Any]:
+    """What ``templates/web/base.html`` needs; every page's context starts with it."""
+    site = settings.site
+    return {
+        "lang": site.language,
+        "dir": text_direction(site.language),
+        "site_title": site.title,
+        "site_url": site.url + "/",
+        "site_description": site.description,
+    }
+
+
+def render_feeds_index(
+    settings: Settings,
+    feed_sets: Sequence[FeedSetLink],
+    *,
+    templates_dir: Path | None = None,
+) -> bytes:
+    """The feeds index page (index.html at the output root): every feed in every format, with
+    autodiscovery links for feed readers and browsers."""
+    site_title = settings.site.title
+    feeds = [_feed_view(link, site_title) for link in feed_sets]
+    context = {
+        **base_context(settings),
+        "main_feeds": [feed for feed in feeds if feed["is_main"]],
+        "tag_feeds": [feed for feed in feeds if not feed["is_main"]],
+        "feeds": feeds,
+    }
+    template = _environment(_resolve(templates_dir)).get_template("web/feeds_index.html")
+    return (template.render(context).rstrip("\n") + "\n").encode("utf-8")
+
+
+def stylesheet_bytes(*, templates_dir: Path | None = None) -> bytes:
+    """The XSL stylesheet that RSS and Atom documents name, so a browser shows them as a page."""
+    return _read(_resolve(templates_dir) / "feeds" / STYLESHEET_NAME)
+
+
+def static_files(*, templates_dir: Path | None = None) -> dict[str, bytes]:
+    """Every static file the output folder needs, by its path relative to the output root.
+
+    The stylesheet's CSS is inline (a relative URL in its output would resolve against the URL of a
+    feed in a sub-folder), so the stylesheet is the only one.
+    """
+    return {STYLESHEET_NAME: stylesheet_bytes(templates_dir=templates_dir)}
+
+
+def _feed_view(link: FeedSetLink, site_title: str) -> dict[str, Any]:
+    is_main = link.path == ""
+    # "The Speaker: politics" is listed under the site's name as "politics".
+    label = link.title if is_main else link.title.removeprefix(f"{site_title}: ") or link.title
+    formats = [
+        {
+            "name": name,
+            "label": _FORMAT_LABELS.get(name, name),
+            "media_type": fmt.media_type,
+            "href": link.href(name),
+        }
+        for name, fmt in FORMATS.items()
+    ]
+    return {"title": link.title, "label": label, "is_main": is_main, "formats": formats}
+
+
+def _resolve(templates_dir: Path | None) -> Path:
+    folder = (templates_dir or DEFAULT_TEMPLATES_DIR).resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"templates folder not found: {folder} (speakerfeed expects templates/ next to src/; "
+            "install the project with `pip install -e .` from its repository)"
+        )
+    return folder
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"template file not found: {path}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(folder: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
