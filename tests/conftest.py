@@ -13,6 +13,9 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Fixtures shared across test modules: Chromium + axe-core, a static file server.
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(

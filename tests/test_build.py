@@ -107,7 +107,7 @@ def test_bad_articles_are_reported_and_the_rest_still_build(tmp_path: Path) -> N
     (folder / "gone.md").symlink_to(folder / "does-not-exist.md")
     (folder / "notes.docx").write_bytes(b"PK")
     (folder / "control.md").write_text(
-        markdown_article("Bell\x07 title", "2024-02-01", "Text\x0b with a control."), "utf-8"
+        "---\ntitle: Bell\x07 title\ndate: 2024-02-01\n---\nText\x0b with a control.\n", "utf-8"
     )
     before = _snapshot(folder)
     report = Builder(settings, fetch_upstreams=False).build()

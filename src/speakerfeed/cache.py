@@ -27,7 +27,10 @@ CREATE TABLE IF NOT EXISTS articles (
     path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, entry BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outputs (
-    path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL
+    path TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
 );
 """
 

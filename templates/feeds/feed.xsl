@@ -394,7 +394,8 @@
           </xsl:if>
         </p>
       </xsl:if>
-      <xsl:if test="normalize-space($summary) != ''">
+      <!-- Generators fill a missing summary with the title: saying it twice tells nothing. -->
+      <xsl:if test="normalize-space($summary) != '' and normalize-space($summary) != normalize-space($title)">
         <p class="summary">
           <xsl:call-template name="shorten"><xsl:with-param name="text" select="normalize-space($summary)"/></xsl:call-template>
         </p>
@@ -459,7 +460,16 @@
 
   <xsl:template name="strip-tags">
     <xsl:param name="html"/>
+    <xsl:variable name="next" select="substring(substring-after($html, '&lt;'), 1, 1)"/>
     <xsl:choose>
+      <!-- As in HTML, "<" starts a tag only before a letter, "/" or "!": "a < b" is text. -->
+      <xsl:when test="contains($html, '&lt;') and ($next = '' or translate($next, concat($lower, $upper, '/!'), '') != '')">
+        <xsl:value-of select="substring-before($html, '&lt;')"/>
+        <xsl:text>&lt;</xsl:text>
+        <xsl:call-template name="strip-tags">
+          <xsl:with-param name="html" select="substring-after($html, '&lt;')"/>
+        </xsl:call-template>
+      </xsl:when>
       <xsl:when test="contains($html, '&lt;')">
         <xsl:value-of select="substring-before($html, '&lt;')"/>
         <xsl:variable name="tag" select="substring-before(substring-after($html, '&lt;'), '&gt;')"/>

@@ -153,6 +153,17 @@ class _Fields:
         return Image(url=url, alt=alt.strip())
 
 
+class _FrontMatterLoader(yaml.CSafeLoader):
+    """YAML's safe loader, but dates stay text: `_Fields.moment` parses them, so an impossible date
+    is reported against its key and line instead of failing inside the YAML library."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
     """(front-matter mapping, its raw text, body) or ArticleError with the line of a YAML error."""
     if text.startswith("\ufeff"):
@@ -166,7 +177,7 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
         )
     raw = match.group(1)
     try:
-        data = yaml.load(raw, Loader=yaml.CSafeLoader)
+        data = yaml.load(raw, Loader=_FrontMatterLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 2 if mark is not None else None

@@ -1,7 +1,10 @@
 """The ASGI app `speakerfeed serve` runs: for now, the output folder with the right media types.
 
 Starlette's StaticFiles gives ETag, Last-Modified, 304 responses and HEAD; we add the feed media
-types it cannot guess from a file name.
+types it cannot guess from a file name. A browser opening an RSS or Atom feed is the exception:
+Chromium applies the feed's XSL stylesheet only to a document served as application/xml and shows
+application/rss+xml as raw text, so a request that prefers HTML gets the same bytes as
+application/xml (with `Vary: Accept`, so caches keep the two apart).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import os
 from pathlib import PurePosixPath
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -19,6 +23,7 @@ from speakerfeed.config import Settings
 from speakerfeed.render.feeds import FORMATS
 
 _SUBSCRIPTION_TYPES = {fmt.filename: fmt.media_type for fmt in FORMATS.values()}
+_STYLED = {FORMATS["rss"].media_type, FORMATS["atom"].media_type}
 
 
 def media_type_for(relative: str) -> str | None:
@@ -30,8 +35,14 @@ def media_type_for(relative: str) -> str | None:
     if len(path.parts) >= 3 and path.parts[-3] == "archive" and path.parts[-2] in FORMATS:
         return FORMATS[path.parts[-2]].media_type
     if path.suffix == ".xsl":
-        return "text/xsl; charset=utf-8"
+        return "text/xsl"
     return None
+
+
+def wants_html(accept: str) -> bool:
+    """True for a browser navigating to the URL (it asks for text/html first), not a feed reader."""
+    first = accept.split(",", 1)[0].split(";", 1)[0].strip().lower()
+    return first == "text/html"
 
 
 class FeedFiles(StaticFiles):
@@ -43,12 +54,16 @@ class FeedFiles(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        relative = os.path.relpath(full_path, str(self.directory))
-        media_type = media_type_for(relative.replace(os.sep, "/"))
-        if media_type is not None:
-            charset = "" if "charset" in media_type else "; charset=utf-8"
-            response.headers["content-type"] = media_type + charset
-            response.media_type = media_type
+        relative = os.path.relpath(full_path, str(self.directory)).replace(os.sep, "/")
+        media_type = media_type_for(relative)
+        if media_type is None:
+            return response
+        if media_type in _STYLED:
+            response.headers["vary"] = "Accept"
+            if wants_html(Headers(scope=scope).get("accept", "")):
+                media_type = "application/xml"
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        response.media_type = media_type
         return response
 
 

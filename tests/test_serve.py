@@ -1,0 +1,119 @@
+"""`speakerfeed serve` as a real subprocess on a free port: it builds, then serves the feeds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.browser import PageFactory, assert_no_axe_violations, check_skip_link
+from tests.support.project import BASE_CONFIG, markdown_article
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("site")
+    (folder / "config.toml").write_text(BASE_CONFIG, encoding="utf-8")
+    (folder / "articles").mkdir()
+    (folder / "articles" / "hello.md").write_text(
+        markdown_article("Hello readers", "2024-05-01 10:00", tags="[news]"), encoding="utf-8"
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speakerfeed", "serve", "--port", str(port)],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    pytest.fail(f"serve exited early:\n{output}")
+                time.sleep(0.2)
+        else:
+            pytest.fail("serve did not start listening within 60 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/rss.xml", "application/rss+xml"),
+        ("/atom.xml", "application/atom+xml"),
+        ("/feed.json", "application/feed+json"),
+        ("/tags/news/atom.xml", "application/atom+xml"),
+        ("/feed.xsl", "text/xsl"),
+        ("/", "text/html"),
+    ],
+)
+def test_feeds_are_served_with_their_media_types(server: str, path: str, media_type: str) -> None:
+    response = httpx.get(server + path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == media_type
+    if path.endswith((".xml", ".json")):
+        assert b"Hello readers" in response.content
+
+
+def test_conditional_get_gives_304(server: str) -> None:
+    first = httpx.get(server + "/atom.xml")
+    etag = first.headers["etag"]
+    second = httpx.get(server + "/atom.xml", headers={"If-None-Match": etag})
+    assert second.status_code == 304
+    assert second.content == b""
+
+
+def test_missing_file_is_404(server: str) -> None:
+    assert httpx.get(server + "/nope.xml").status_code == 404
+
+
+def test_a_browser_gets_rss_as_xml_so_the_stylesheet_applies(server: str) -> None:
+    browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    for path in ("/rss.xml", "/atom.xml"):
+        response = httpx.get(server + path, headers={"Accept": browser_accept})
+        assert response.headers["content-type"] == "application/xml; charset=utf-8"
+        assert response.headers["vary"] == "Accept"
+        reader = httpx.get(server + path, headers={"Accept": "application/rss+xml, */*"})
+        assert reader.headers["content-type"].startswith("application/")
+        assert reader.headers["content-type"] != "application/xml; charset=utf-8"
+        assert reader.content == response.content
+
+
+@pytest.mark.browser
+def test_a_feed_opened_in_chromium_through_serve_is_a_readable_accessible_page(
+    server: str, open_page: PageFactory
+) -> None:
+    page = open_page(width=375)
+    response = page.goto(server + "/rss.xml")
+    assert response is not None
+    assert response.ok
+    assert page.locator("h1").inner_text() == "The Speaker"
+    assert page.locator("main#main article").count() == 1
+    assert "Hello readers" in page.locator("main#main").inner_text()
+    banner = ["xslt-warning-banner"]  # Chromium's own XSLT deprecation notice, not our page
+    assert_no_axe_violations(page, exclude=banner)
+    check_skip_link(page, skip_past=banner)
