@@ -13,10 +13,12 @@ from lxml import etree
 
 from speakerfeed.config import Settings
 from speakerfeed.publish import Builder
+from tests.support.feed_server import Reply, running_server
 from tests.support.feedcheck import ATOM, check_atom, check_json_feed, check_rss
 from tests.support.project import make_project, markdown_article
 
 ROOT = Path(__file__).resolve().parents[1]
+RSS_HEADERS = {"Content-Type": "application/rss+xml"}
 SEED = ROOT / "articles" / "000_d49d9c5f78f68bb1.txt"
 
 
@@ -172,3 +174,37 @@ def test_archives_are_written_and_linked(tmp_path: Path) -> None:
     page = json.loads((out / "archive" / "json" / "2.json").read_bytes())
     assert page["next_url"] == "https://www.speakernews.co.uk/feeds/archive/json/1.json"
     assert not (out / "tags").exists()
+
+
+UPSTREAM_RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Wire</title><link>https://wire.example/</link>
+<description>A wire service</description>
+<item><title>From the wire</title><link>https://wire.example/story</link>
+<guid>https://wire.example/story</guid><pubDate>Tue, 02 Jan 2024 10:00:00 GMT</pubDate>
+<description>&lt;p onclick="x()"&gt;Wire text &lt;script&gt;alert(1)&lt;/script&gt;&lt;/p&gt;</description>
+</item></channel></rss>"""
+
+
+def test_upstream_articles_join_the_feeds_and_a_failing_upstream_is_named(tmp_path: Path) -> None:
+    with running_server() as server:
+        good = server.route("/wire.xml", Reply(body=UPSTREAM_RSS, headers=RSS_HEADERS))
+        bad = server.route("/gone.xml", Reply(status=404))
+        settings = _project(
+            tmp_path,
+            count=1,
+            fetch={"allow_hosts": ["127.0.0.1"], "timeout_seconds": 5},
+            upstream=[
+                {"name": "wire", "url": good, "tags": ["world"]},
+                {"name": "gone", "url": bad},
+            ],
+        )
+        report = Builder(settings).build()
+    assert report.upstream_articles == 1
+    assert [p.where for p in report.errors] == ["gone"]
+    assert "404" in report.errors[0].message
+    atom = (settings.output_dir / "atom.xml").read_bytes()
+    assert check_atom(atom) == []
+    entry = next(e for e in feedparser.parse(atom).entries if e.title == "From the wire")
+    assert entry.link == "https://wire.example/story"
+    assert "alert" not in atom.decode() and "onclick" not in atom.decode()
+    assert (settings.output_dir / "tags" / "world" / "rss.xml").exists()

@@ -31,16 +31,20 @@ def markdown_article(title: str, date: str, body: str = "Body text.", **fields: 
     return "\n".join(lines)
 
 
-def project_settings(root: Path = Path("."), **overrides: dict[str, Any]) -> Settings:
-    """Settings for a project at root, with [section] overrides; writes no files."""
+def project_settings(root: Path = Path("."), **overrides: Any) -> Settings:
+    """Settings for a project at root, with [section] overrides (a list replaces an array of
+    tables, such as upstream); writes no files."""
     data = tomllib.loads(BASE_CONFIG)
     for section, values in overrides.items():
-        data.setdefault(section, {}).update(values)
+        if isinstance(values, list):
+            data[section] = values
+        else:
+            data.setdefault(section, {}).update(values)
     return settings_from_mapping(data, where="config.toml", root=root)
 
 
 def make_project(
-    root: Path, articles: dict[str, str | bytes] | None = None, **overrides: dict[str, Any]
+    root: Path, articles: dict[str, str | bytes] | None = None, **overrides: Any
 ) -> Settings:
     """Write articles under root/articles and return settings rooted at root."""
     folder = root / "articles"
