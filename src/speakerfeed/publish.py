@@ -93,6 +93,12 @@ def document_fingerprint(doc: FeedDocument) -> str:
 _FINGERPRINT = attrgetter("fingerprint")
 
 
+def feed_set_fingerprint(feed_set: FeedSet) -> str:
+    text = f"{feed_set.folder}\x00{feed_set.title}\x00{feed_set.meta_id}\x00"
+    text += "".join(map(_FINGERPRINT, feed_set.articles))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 @lru_cache(maxsize=1024)
 def _meta_digest(meta: FeedMeta) -> str:
     return hashlib.blake2b(repr(meta).encode(), digest_size=16).hexdigest()
@@ -117,6 +123,8 @@ class Builder:
         # Outputs this Builder has written or checked on disk: a warm rebuild (serve) trusts its
         # own record of them instead of stat-ing thousands of unchanged files again.
         self._verified: set[str] = set()
+        # Feed set folder -> (fingerprint of its articles, its documents' paths) as last written.
+        self._written_sets: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def _cache(self) -> ArticleCache:
         if self.cache is None:
@@ -166,9 +174,8 @@ class Builder:
         articles, report = self.read_articles()
         cache = self._cache()
         sets = feed_sets(self.settings, articles)
-        documents = plan_documents(self.settings, sets)
-        report.documents = len(documents)
-        wanted: set[str] = set()
+        documents, wanted = self._plan(sets)
+        report.documents = len(documents) + len(wanted)
         self._write_documents(documents, cache, report, wanted)
         self._write_pages(sets, cache, report, wanted)
         self._remove_stale(cache, report, wanted)
@@ -176,6 +183,26 @@ class Builder:
         report.seconds = time.perf_counter() - started
         log.info("build: %s", report.summary())
         return report
+
+    def _plan(self, sets: list[FeedSet]) -> tuple[list[FeedDocument], set[str]]:
+        """The documents of every feed set that may have changed, and the paths of those that
+        cannot have: a feed set whose articles are all as this Builder last wrote them."""
+        documents: list[FeedDocument] = []
+        unchanged: set[str] = set()
+        for feed_set in sets:
+            fingerprint = feed_set_fingerprint(feed_set)
+            known = self._written_sets.get(feed_set.folder)
+            if (
+                known is not None
+                and known[0] == fingerprint
+                and self._verified.issuperset(known[1])
+            ):
+                unchanged.update(known[1])
+                continue
+            planned = plan_documents(self.settings, [feed_set])
+            self._written_sets[feed_set.folder] = (fingerprint, tuple(d.path for d in planned))
+            documents.extend(planned)
+        return documents, unchanged
 
     def _write_documents(
         self,
