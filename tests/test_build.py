@@ -181,7 +181,8 @@ UPSTREAM_RSS = b"""<?xml version="1.0" encoding="UTF-8"?>
 <description>A wire service</description>
 <item><title>From the wire</title><link>https://wire.example/story</link>
 <guid>https://wire.example/story</guid><pubDate>Tue, 02 Jan 2024 10:00:00 GMT</pubDate>
-<description>&lt;p onclick="x()"&gt;Wire text &lt;script&gt;alert(1)&lt;/script&gt;&lt;/p&gt;</description>
+<description>&lt;p onclick="x()"&gt;Wire text
+&lt;script&gt;alert(1)&lt;/script&gt;&lt;/p&gt;</description>
 </item></channel></rss>"""
 
 
