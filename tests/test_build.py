@@ -30,7 +30,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def _project(tmp_path: Path, count: int = 6, **overrides: dict[str, Any]) -> Settings:
+def _project(tmp_path: Path, count: int = 6, **overrides: Any) -> Settings:
     articles: dict[str, str | bytes] = {
         f"2024-01-{n + 1:02d}-story-{n}.md": markdown_article(
             f"Story {n}", f"2024-01-{n + 1:02d} 09:00", f"Text of story {n}.", tags=f"[t{n % 2}]"
