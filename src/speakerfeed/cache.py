@@ -62,12 +62,6 @@ class ArticleCache:
     changed_entries: set[str] = field(default_factory=set)
     changed_outputs: set[str] = field(default_factory=set)
 
-    def by_stat(self, path: str, mtime_ns: int, size: int) -> CachedArticle | None:
-        entry = self.entries.get(path)
-        if entry is not None and entry[0] == mtime_ns and entry[1] == size:
-            return entry[2]
-        return None
-
     def store(self, path: str, mtime_ns: int, size: int, cached: CachedArticle) -> None:
         self.entries[path] = (mtime_ns, size, cached)
         self.changed_entries.add(path)

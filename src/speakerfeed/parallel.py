@@ -105,8 +105,13 @@ def render_in_workers(
     by_format: dict[str, list[FeedDocument]] = {}
     for doc in documents:
         by_format.setdefault(doc.format, []).append(doc)
-    # JSON is the cheapest to render: pair it with Atom, leaving RSS on its own.
-    groups = [by_format.get("rss", []), by_format.get("atom", []) + by_format.get("json", [])]
+    # RSS and Atom cost about the same and gain the most from sharing entries, so each gets a
+    # worker; JSON entries are cheap to make twice, so its documents are dealt out to both.
+    json_documents = by_format.get("json", [])
+    groups = [
+        by_format.get("rss", []) + json_documents[0::2],
+        by_format.get("atom", []) + json_documents[1::2],
+    ]
     groups = [group for group in groups if group]
 
     def work(group: list[FeedDocument]) -> list[RenderedFile]:
