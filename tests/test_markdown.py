@@ -108,3 +108,11 @@ def test_errors_name_the_line(text: str, line: int, fragment: str) -> None:
     problem = caught.value.problem
     assert (problem.where, problem.line) == ("bad.md", line), problem
     assert fragment in problem.message
+
+
+def test_quotation_sources_cannot_carry_script_urls() -> None:
+    body = '<blockquote cite="javascript:alert(1)">Q</blockquote>'
+    text = f"---\ntitle: Q\ndate: 2024-01-01\n---\n{body}\n"
+    html = MarkdownReader().read("q.md", text, CONTEXT).content_html
+    assert "javascript" not in html
+    assert "<blockquote>" in html
