@@ -15,7 +15,7 @@ import click
 from speakerfeed import __version__
 from speakerfeed.config import Settings, config_path, load_settings
 from speakerfeed.errors import ConfigError, Problem, SpeakerfeedError
-from speakerfeed.publish import Builder, BuildReport, ProgressCallback
+from speakerfeed.publish import Builder, ProgressCallback
 
 log = logging.getLogger("speakerfeed")
 
@@ -171,6 +171,3 @@ def run() -> None:
     except SpeakerfeedError as exc:
         click.secho(f"error: {exc}", err=True, fg="red")
         raise SystemExit(1) from None
-
-
-__all__ = ["BuildReport", "main", "run"]

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -296,11 +296,3 @@ def _prune_empty_parents(path: Path, root: Path) -> None:
         except OSError:
             return
         parent = parent.parent
-
-
-def build(settings: Settings, *, fetch_upstreams: bool = True) -> BuildReport:
-    return Builder(settings, fetch_upstreams=fetch_upstreams).build()
-
-
-def problems_text(problems: Iterable[Problem]) -> str:
-    return "\n".join(str(p) for p in problems)
