@@ -8,6 +8,7 @@ silently does nothing. Secrets never live in config.toml: they come from environ
 from __future__ import annotations
 
 import difflib
+import email.utils
 import ipaddress
 import os
 import tomllib
@@ -184,6 +185,103 @@ class UpstreamSettings(_Section):
         return _http_url(value)
 
 
+_HEADER_BREAKS = ("\r", "\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _single_line(value: str) -> str:
+    if any(mark in value for mark in _HEADER_BREAKS) or "=?" in value:
+        raise ValueError("expected one line of text without line breaks or encoded words (=?)")
+    return value
+
+
+class EmailSettings(_Section):
+    from_address: str = Field(
+        "", description='Sender of digests, e.g. "The Speaker <digest@example.org>".'
+    )
+    reply_to: str = Field("", description="Optional Reply-To address.")
+    postal_address: str = Field(
+        "", description="The publication's postal address, shown in every email's footer."
+    )
+    app_url: str = Field(
+        "",
+        description="Public URL of `speakerfeed serve` for unsubscribe, preferences and archive "
+        "links [default: site.url].",
+    )
+    unsubscribe_mailto: str = Field(
+        "", description="Address for mailto: one-click unsubscribe in List-Unsubscribe."
+    )
+
+    @field_validator("from_address", "reply_to", "unsubscribe_mailto", "postal_address")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return _single_line(value)
+
+    @field_validator("from_address", "reply_to", "unsubscribe_mailto")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value and "@" not in email.utils.parseaddr(value)[1]:
+            raise ValueError(
+                f"expected an email address such as Name <name@example.org>, got {value!r}"
+            )
+        return value
+
+    @field_validator("app_url")
+    @classmethod
+    def _app(cls, value: str) -> str:
+        return _http_url(value).rstrip("/") if value else value
+
+
+class ListSettings(_Section):
+    name: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Short name used in commands and URLs (lower-case letters, digits, -).",
+    )
+    title: str = Field(min_length=1, description="The list's name as readers see it.")
+    description: str = Field(
+        "", description="Why a reader receives this email; shown in every email's footer."
+    )
+    tags: Strings = Field((), description="Only articles with one of these tags [default: all].")
+    max_items: int = Field(10, ge=1, le=100, description="Articles in one digest at most.")
+    subject: str = Field(
+        "{{ list.title }}: {{ articles[0].title }}",
+        min_length=1,
+        description="Subject line: a Jinja2 template with `list`, `articles` and `date`.",
+    )
+    schedule: str = Field(
+        "0 7 * * *", description="When the digest goes out: a crontab line (min hour dom mon dow)."
+    )
+    timezone: str = Field("", description="Time zone of the schedule [default: site.timezone].")
+    send_when_empty: bool = Field(False, description="Send even when no article is new.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"expected a crontab line such as '0 7 * * *': {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("expected an IANA time zone name such as Europe/London") from None
+        return value
+
+    @field_validator("title", "description")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return _single_line(value)
+
+
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", min_length=1, description="Address `serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on.")
@@ -196,16 +294,30 @@ class Settings(_Section):
     fetch: FetchSettings = FetchSettings()
     upstream: Annotated[tuple[UpstreamSettings, ...], BeforeValidator(_list_to_tuple)] = ()
     server: ServerSettings = ServerSettings()
+    email: EmailSettings = EmailSettings()
+    lists: Annotated[tuple[ListSettings, ...], BeforeValidator(_list_to_tuple)] = ()
     # Where the file was read from; paths in [build] are relative to its folder.
     root: Path = Field(Path(), exclude=True)
 
     @model_validator(mode="after")
     def _unique_upstream_names(self) -> Settings:
-        names = [u.name for u in self.upstream]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"upstream names must be unique; repeated: {', '.join(duplicates)}")
+        for kind, names in (
+            ("upstream", [u.name for u in self.upstream]),
+            ("lists", [item.name for item in self.lists]),
+        ):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
+        if self.lists and not self.email.from_address:
+            raise ValueError("email.from_address is required when [[lists]] are defined")
         return self
+
+    @property
+    def app_url(self) -> str:
+        return self.email.app_url or self.site.url
+
+    def mailing_list(self, name: str) -> ListSettings | None:
+        return next((item for item in self.lists if item.name == name), None)
 
     def path(self, relative: str) -> Path:
         return (self.root / relative).resolve()

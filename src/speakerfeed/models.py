@@ -38,3 +38,42 @@ class Article:
     @property
     def last_modified(self) -> datetime:
         return self.updated or self.published
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Someone a digest is sent to. ``id`` is opaque and stable: tokens in links are bound to it."""
+
+    id: str
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One issue of a list's email: its articles, chosen once, newest first."""
+
+    id: str  # unique and URL-safe, e.g. "daily-2023-11-29-0700"
+    list_name: str
+    list_title: str
+    subject: str
+    articles: tuple[Article, ...]
+    issued: datetime  # time-zone aware: when the digest was put together
+
+    @property
+    def archive_path(self) -> str:
+        """Where its web copy lives, relative to the output folder (the "view in browser" page)."""
+        return f"digests/{self.list_name}/{self.id}/"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    """A digest rendered once for every subscriber: HTML and plain text holding the markers of
+    speakerfeed.render.placeholders where per-subscriber values go."""
+
+    digest: Digest
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    view_url: str  # the digest's public web copy ("view in browser"), the same for everyone
