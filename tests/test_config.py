@@ -139,3 +139,55 @@ def test_every_setting_is_documented_in_the_readme() -> None:
             missing.append(key)
         assert help_text, f"{key} has no description"
     assert missing == []
+
+
+def test_lists_and_email_are_validated(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        """
+[site]
+title = "T"
+url = "https://example.org"
+author = "A"
+[feeds]
+base_url = "https://example.org/feeds/"
+[email]
+postal_address = "1 Street\\r\\nBcc: x@y"
+[[lists]]
+name = "Daily News"
+title = "Daily"
+schedule = "0 25 * * *"
+timezone = "Nowhere/Else"
+[[lists]]
+name = "weekly"
+title = "Weekly\\u2028Bcc: x@y"
+max_items = 0
+""",
+    )
+    text = "\n".join(problems)
+    assert "email.postal_address: expected one line of text" in text
+    assert "lists[0].name: expected to match pattern" in text
+    assert "lists[0].schedule: expected a crontab line such as '0 7 * * *'" in text
+    assert "lists[0].timezone: expected an IANA time zone name" in text
+    assert "lists[1].title: expected one line of text" in text
+    assert "lists[1].max_items: expected greater than or equal to 1" in text
+
+
+def test_lists_need_a_sender(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        """
+[site]
+title = "T"
+url = "https://example.org"
+author = "A"
+[feeds]
+base_url = "https://example.org/feeds/"
+[[lists]]
+name = "daily"
+title = "Daily"
+""",
+    )
+    assert problems == [
+        f"{tmp_path / 'config.toml'}: email.from_address is required when [[lists]] are defined"
+    ]
