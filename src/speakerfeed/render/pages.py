@@ -26,6 +26,7 @@ __all__ = [
     "FeedSetLink",
     "base_context",
     "render_feeds_index",
+    "render_page",
     "static_files",
     "stylesheet_bytes",
     "text_direction",
@@ -110,7 +111,12 @@ def render_feeds_index(
         "tag_feeds": [feed for feed in feeds if not feed["is_main"]],
         "feeds": feeds,
     }
-    template = _environment(_resolve(templates_dir)).get_template("web/feeds_index.html")
+    return render_page("web/feeds_index.html", context, templates_dir=templates_dir)
+
+
+def render_page(name: str, context: dict[str, Any], *, templates_dir: Path | None = None) -> bytes:
+    """One page from a template under templates/ (which extends web/base.html), as UTF-8."""
+    template = _environment(_resolve(templates_dir)).get_template(name)
     return (template.render(context).rstrip("\n") + "\n").encode("utf-8")
 
 
