@@ -102,3 +102,14 @@ def test_archive_index_is_accessible(
     assert_no_axe_violations(page)
     assert horizontal_overflow(page) == 0
     check_skip_link(page)
+
+
+def test_the_last_issued_digest_is_where_the_next_one_starts(settings: Settings) -> None:
+    from speakerfeed.digest_archive import last_issued
+
+    assert last_issued(settings, "daily") is None
+    for day in (3, 1, 2):
+        when = datetime(2024, 1, day, 7, tzinfo=UTC)
+        write_digest_archive(settings, _rendered(1, f"Day {day}", when))
+    assert last_issued(settings, "daily") == datetime(2024, 1, 3, 7, tzinfo=UTC)
+    assert last_issued(settings, "weekly") is None

@@ -66,13 +66,26 @@ def write_digest_archive(settings: Settings, rendered: RenderedDigest) -> list[s
     return written
 
 
-def render_archive_index(settings: Settings, output_dir: Path) -> bytes:
+def _records(output_dir: Path, list_name: str = "*") -> list[dict[str, Any]]:
     records = []
-    for path in sorted((output_dir / ARCHIVE_FOLDER).glob("*/*/digest.json")):
+    for path in sorted((output_dir / ARCHIVE_FOLDER).glob(f"{list_name}/*/digest.json")):
         try:
             records.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue  # a half-written or foreign file is not a digest
+    return records
+
+
+def last_issued(settings: Settings, list_name: str) -> datetime | None:
+    """When the list's latest published digest was issued: the next one starts after it."""
+    times = [
+        datetime.fromisoformat(str(r["issued"])) for r in _records(settings.output_dir, list_name)
+    ]
+    return max(times, default=None)
+
+
+def render_archive_index(settings: Settings, output_dir: Path) -> bytes:
+    records = _records(output_dir)
     lists: list[dict[str, Any]] = []
     for list_settings in settings.lists:
         issues = sorted(
