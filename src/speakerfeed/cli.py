@@ -171,3 +171,79 @@ def run() -> None:
     except SpeakerfeedError as exc:
         click.secho(f"error: {exc}", err=True, fg="red")
         raise SystemExit(1) from None
+
+
+@main.group()
+def digest() -> None:
+    """Email digests: preview and lint the next digest of a list."""
+
+
+def _findings(preview: Any) -> None:
+    for finding in preview.findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        click.secho(f"{finding.severity}: {finding.rule}: {finding.message}", err=True, fg=colour)
+
+
+@digest.command()
+@click.argument("list_name", metavar="LIST")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("preview"),
+    show_default=True,
+    help="Folder for the .html, .txt and .eml files.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a web browser.")
+@click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds.")
+@click.pass_context
+def preview(
+    ctx: click.Context, list_name: str, out: Path, open_browser: bool, no_fetch: bool
+) -> None:
+    """Write LIST's next digest, as a sample subscriber gets it, to .html, .txt and .eml files.
+
+    Nothing is sent or recorded. Exits with 1 when the pre-send lint would block the digest.
+    """
+    from speakerfeed.preview import find_list, prepare, write_preview
+
+    settings = _load(ctx)
+    made = prepare(settings, find_list(settings, list_name), fetch_upstreams=not no_fetch)
+    if made is None:
+        click.echo(f"{list_name}: no new articles since the last digest, so no digest.")
+        return
+    _print_problems(made.problems)
+    paths = write_preview(made, out)
+    for path in paths:
+        click.echo(f"wrote {path}")
+    digest_made = made.rendered.digest
+    click.echo(f"{digest_made.id}: {len(digest_made.articles)} articles; {made.rendered.subject}")
+    _findings(made)
+    if open_browser:
+        import webbrowser
+
+        html = next((p for p in paths if p.suffix == ".html"), None)
+        if html is None or not webbrowser.open(html.resolve().as_uri()):
+            click.echo("no web browser is available here; open the .html file yourself")
+    if made.blocked:
+        ctx.exit(1)
+
+
+@digest.command()
+@click.argument("list_name", metavar="LIST")
+@click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds.")
+@click.pass_context
+def lint(ctx: click.Context, list_name: str, no_fetch: bool) -> None:
+    """Check LIST's next digest as the pre-send lint does; exit 1 if it would be blocked."""
+    from speakerfeed.preview import find_list, prepare
+
+    settings = _load(ctx)
+    made = prepare(settings, find_list(settings, list_name), fetch_upstreams=not no_fetch)
+    if made is None:
+        click.echo(f"{list_name}: no new articles since the last digest, so nothing to lint.")
+        return
+    _findings(made)
+    errors = sum(1 for f in made.findings if f.severity == "error")
+    click.echo(
+        f"{made.rendered.digest.id}: {errors} error(s), {len(made.findings) - errors} warning(s)"
+    )
+    if errors:
+        ctx.exit(1)

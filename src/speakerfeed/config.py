@@ -245,7 +245,7 @@ class ListSettings(_Section):
     tags: Strings = Field((), description="Only articles with one of these tags [default: all].")
     max_items: int = Field(10, ge=1, le=100, description="Articles in one digest at most.")
     subject: str = Field(
-        "{{ list.title }}: {{ articles[0].title }}",
+        "{{ list.title }}{% if articles %}: {{ articles[0].title }}{% endif %}",
         min_length=1,
         description="Subject line: a Jinja2 template with `list`, `articles` and `date`.",
     )

@@ -5,6 +5,8 @@
     SpeakerfeedError
     ├── ConfigError            config.toml is missing, unreadable or invalid (holds every problem)
     ├── ArticleError           one article could not be read (path, line, what was expected)
+    ├── HeaderError            a value cannot go into an email header (messages.headers)
+    ├── MessageError           a digest cannot become a message (messages.mime)
     └── FetchError             an upstream feed could not be fetched safely
         ├── BlockedAddressError    a hop resolved to a private, loopback or link-local address
         ├── SchemeNotAllowedError  a URL (or redirect) that is not http or https

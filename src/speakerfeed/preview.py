@@ -1,0 +1,91 @@
+"""The next digest of a list, rendered, linted and written out for an editor to look at.
+
+Nothing is sent and nothing is recorded: a preview can be made as often as an editor likes.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from speakerfeed.config import ListSettings, Secrets, Settings
+from speakerfeed.digest_archive import last_issued
+from speakerfeed.digests import next_digest
+from speakerfeed.errors import ConfigError, Problem
+from speakerfeed.messages.mime import MessageTemplate
+from speakerfeed.models import RenderedDigest, Subscriber
+from speakerfeed.output import write_atomic
+from speakerfeed.publish import Builder
+from speakerfeed.render.email import render_digest
+from speakerfeed.render.lint import Finding, lint_digest
+
+SAMPLE_SUBSCRIBER = Subscriber(id="preview-sample", email="reader@example.org", name="Sam Reader")
+# Links in a preview are never followed for real; without a configured key they are signed with
+# this one, so a preview works on a machine that holds no secrets.
+PREVIEW_KEY = b"speakerfeed preview: links in this message are not valid"
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    rendered: RenderedDigest
+    findings: list[Finding]
+    message: bytes
+    problems: list[Problem]  # articles that could not be read
+
+    @property
+    def blocked(self) -> bool:
+        return any(finding.severity == "error" for finding in self.findings)
+
+
+def find_list(settings: Settings, name: str) -> ListSettings:
+    found = settings.mailing_list(name)
+    if found is None:
+        known = ", ".join(item.name for item in settings.lists) or "none are defined"
+        raise ConfigError([Problem("lists", f"no list named {name!r} (lists: {known})")])
+    return found
+
+
+def prepare(
+    settings: Settings,
+    list_settings: ListSettings,
+    *,
+    fetch_upstreams: bool = True,
+    now: datetime | None = None,
+    secrets: Secrets | None = None,
+) -> Preview | None:
+    """The list's next digest for the sample subscriber, or None when nothing is new."""
+    articles, report = Builder(settings, fetch_upstreams=fetch_upstreams).read_articles()
+    since = last_issued(settings, list_settings.name)
+    digest = next_digest(
+        settings, list_settings, articles, since=since, now=now or datetime.now(UTC)
+    )
+    if digest is None:
+        return None
+    rendered = render_digest(settings, list_settings, digest)
+    key = (secrets or Secrets.from_env()).secret_key.encode() or PREVIEW_KEY
+    template = MessageTemplate.build(rendered, settings, list_settings, key)
+    return Preview(
+        rendered=rendered,
+        findings=lint_digest(settings, rendered),
+        message=template.personalise(SAMPLE_SUBSCRIBER),
+        problems=report.problems,
+    )
+
+
+def write_preview(preview: Preview, folder: Path) -> list[Path]:
+    """The message as .eml, and its two parts, exactly as sent, as .html and .txt."""
+    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(preview.message)
+    assert isinstance(parsed, EmailMessage)
+    stem = folder / preview.rendered.digest.id
+    files = {stem.with_suffix(".eml"): preview.message}
+    for subtype, suffix in (("html", ".html"), ("plain", ".txt")):
+        part = parsed.get_body(preferencelist=(subtype,))
+        if part is not None:
+            files[stem.with_suffix(suffix)] = part.get_content().encode("utf-8")
+    for path, data in files.items():
+        write_atomic(path, data)
+    return list(files)

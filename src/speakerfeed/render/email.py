@@ -1,0 +1,273 @@
+"""A digest as email: responsive, accessible HTML (Jinja2 -> MJML -> HTML) and a plain-text part.
+
+A digest is rendered once for all its subscribers. What differs per subscriber is left as the
+markers of ``render.placeholders``, each exactly once per part, for ``speakerfeed.messages`` to
+fill in as bytes. The contract, for a subscriber named Jane O'Neil:
+
+- ``NAME`` sits in the greeting, ``Hello`` + NAME + ``,``. It becomes a space and the name, or
+  nothing when the name is empty, so the line reads "Hello Jane O'Neil," or "Hello,". HTML part:
+  ``" " + html.escape(name)`` (`` Jane O&#x27;Neil``); text part: ``" " + name``.
+- ``UNSUBSCRIBE_URL`` is a whole ``href`` value in the HTML (``<a href="…">Unsubscribe</a>``)
+  and follows "Unsubscribe: " in the text: the signed absolute https URL of the one-click
+  unsubscribe page: ``html.escape``-d in the HTML part, unchanged in the text part.
+- ``PREFERENCES_URL`` likewise, for "Manage preferences".
+
+The templates are ``templates/email/digest.mjml.j2`` (extending ``base.mjml.j2``, autoescaped) and
+``templates/email/digest.txt.j2`` (not escaped). MJML is compiled exactly once per digest; the
+module counts compilations so tests and benchmarks can show the count never grows with the number
+of subscribers.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import textwrap
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+import mjml
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from speakerfeed.config import ListSettings, Settings
+from speakerfeed.errors import ConfigError, Problem
+from speakerfeed.models import Article, Digest, RenderedDigest
+from speakerfeed.render import placeholders
+from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR, text_direction
+
+__all__ = [
+    "HTML_TEMPLATE",
+    "MJML_COMPILATIONS",
+    "TEXT_TEMPLATE",
+    "TEXT_WIDTH",
+    "mjml_compilations",
+    "render_digest",
+    "render_subject",
+]
+
+HTML_TEMPLATE = "email/digest.mjml.j2"
+TEXT_TEMPLATE = "email/digest.txt.j2"
+TEXT_WIDTH = 72
+PREHEADER_CHARS = 140  # about what the widest inbox list shows
+# MJML takes only whole elements in mj-raw, so base.mjml.j2 marks where <main> opens and closes.
+_MAIN_START = ("<sf-main-start></sf-main-start>", '<main id="main" tabindex="-1">')
+_MAIN_END = ("<sf-main-end></sf-main-end>", "</main>")
+_MAX_REPEAT = 1000  # the subject sandbox's cap on "x" * n
+
+# MJML compilations since the process started. Read it as email.MJML_COMPILATIONS (a from-import
+# copies the number once) or call mjml_compilations().
+MJML_COMPILATIONS = 0
+
+
+def mjml_compilations() -> int:
+    """How many times this process has compiled MJML: one per render_digest call."""
+    return MJML_COMPILATIONS
+
+
+def render_digest(
+    settings: Settings,
+    list_settings: ListSettings,
+    digest: Digest,
+    *,
+    templates_dir: Path | None = None,
+) -> RenderedDigest:
+    """The digest's subject, preheader, HTML and text, with per-subscriber markers in place.
+
+    ConfigError (naming ``lists[N].subject``) when the list's subject template fails.
+    """
+    environment = _environment(_folder(templates_dir))
+    subject = render_subject(settings, list_settings, digest)
+    view_url = f"{settings.app_url}/{digest.archive_path}"
+    context = _context(settings, list_settings, digest, subject, view_url)
+    source = environment.get_template(HTML_TEMPLATE).render(context)
+    html = _with_main_landmark(_compile(source))
+    text = environment.get_template(TEXT_TEMPLATE).render(context).rstrip("\n") + "\n"
+    return RenderedDigest(
+        digest=digest,
+        subject=subject,
+        preheader=context["preheader"],
+        html=html,
+        text=text,
+        view_url=view_url,
+    )
+
+
+def render_subject(settings: Settings, list_settings: ListSettings, digest: Digest) -> str:
+    """The list's subject template rendered in a sandbox, as one line of text."""
+    where = _subject_key(settings, list_settings)
+    try:
+        template = _subject_environment().from_string(list_settings.subject)
+        rendered = template.render(
+            list=list_settings, articles=digest.articles, date=_long_date(digest.issued)
+        )
+    except SecurityError as exc:
+        raise ConfigError([Problem(where, f"not allowed in a subject template: {exc}")]) from None
+    except jinja2.TemplateSyntaxError as exc:
+        message = f"invalid template (line {exc.lineno}): {exc.message}"
+        raise ConfigError([Problem(where, message)]) from None
+    except Exception as exc:  # an editor's template can fail in any way; report it, never crash
+        hint = " (this digest has no articles)" if not digest.articles else ""
+        message = f"the subject template failed: {exc}{hint}"
+        raise ConfigError([Problem(where, message)]) from None
+    subject = " ".join(rendered.split())
+    if not subject:
+        raise ConfigError([Problem(where, "the subject template rendered an empty subject")])
+    return subject
+
+
+# --------------------------------------------------------------------------------------- context
+
+
+def _context(
+    settings: Settings, list_settings: ListSettings, digest: Digest, subject: str, view_url: str
+) -> dict[str, Any]:
+    zone = ZoneInfo(settings.site.timezone)
+    language = settings.site.language
+    return {
+        "lang": language,
+        "dir": text_direction(language),
+        "title": subject,
+        "preheader": _preheader(digest.articles, list_settings),
+        "site_title": settings.site.title,
+        "site_url": settings.site.url + "/",
+        "list_title": list_settings.title,
+        "list_description": list_settings.description,
+        "date_iso": digest.issued.isoformat(),
+        "date_text": _long_date(digest.issued),
+        "articles": [_article_view(article, zone) for article in digest.articles],
+        "postal_address": settings.email.postal_address,
+        "view_url": view_url,
+        "name": placeholders.NAME,
+        "unsubscribe_url": placeholders.UNSUBSCRIBE_URL,
+        "preferences_url": placeholders.PREFERENCES_URL,
+    }
+
+
+def _article_view(article: Article, zone: ZoneInfo) -> dict[str, str]:
+    published = article.published.astimezone(zone)
+    image = article.image
+    return {
+        "title": article.title,
+        "url": article.url,
+        "date_iso": published.isoformat(),
+        "date_text": f"{published.day} {published:%B %Y}",
+        "byline": _byline(article.authors),
+        "summary": " ".join(article.summary.split()),
+        "image_url": image.url if image else "",
+        "image_alt": image.alt if image else "",
+    }
+
+
+def _long_date(moment: datetime) -> str:
+    # Spelt out, not locale-formatted: the email's own words are English.
+    return f"{moment:%A} {moment.day} {moment:%B %Y}"
+
+
+def _byline(authors: Sequence[str]) -> str:
+    names = [name for name in authors if name.strip()]
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"By {names[0]}"
+    return f"By {', '.join(names[:-1])} and {names[-1]}"
+
+
+def _preheader(articles: Sequence[Article], list_settings: ListSettings) -> str:
+    """The line inboxes show after the subject: the first titles, else why the reader gets this."""
+    if not articles:
+        return list_settings.description or list_settings.title
+    text = " · ".join(" ".join(article.title.split()) for article in articles[:3])
+    return textwrap.shorten(text, PREHEADER_CHARS, placeholder=" …")
+
+
+def _subject_key(settings: Settings, list_settings: ListSettings) -> str:
+    for index, configured in enumerate(settings.lists):
+        if configured.name == list_settings.name:
+            return f"lists[{index}].subject"
+    return f"lists[{list_settings.name!r}].subject"
+
+
+# ------------------------------------------------------------------------------------- machinery
+
+
+def _compile(source: str) -> str:
+    global MJML_COMPILATIONS
+    MJML_COMPILATIONS += 1
+    html: str = mjml.mjml2html(source, disable_comments=True)
+    return html
+
+
+def _with_main_landmark(html: str) -> str:
+    for placeholder, element in (_MAIN_START, _MAIN_END):
+        if html.count(placeholder) != 1:
+            raise ValueError(
+                f"the email template must hold {placeholder} exactly once "
+                f"(found {html.count(placeholder)}): it marks the <main> landmark"
+            )
+        html = html.replace(placeholder, element)
+    return html
+
+
+def _wrap(text: str, indent: str = "", hanging: str = "") -> str:
+    """Prose wrapped for the text part, every line indented by ``indent`` and all but the first
+    by ``hanging`` more; words are never broken, so URLs stay whole."""
+    return textwrap.fill(
+        " ".join(text.split()),
+        TEXT_WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent + hanging,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _folder(templates_dir: Path | None) -> Path:
+    folder = (templates_dir or DEFAULT_TEMPLATES_DIR).resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"templates folder not found: {folder} (speakerfeed expects templates/ next to src/)"
+        )
+    return folder
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(folder: Path) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        # MJML templates are escaped; the text part ("*.txt.j2") must not be.
+        autoescape=jinja2.select_autoescape(disabled_extensions=("txt.j2",), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["wrap"] = _wrap
+    return environment
+
+
+class _SubjectSandbox(SandboxedEnvironment):
+    """The sandbox for editors' subject templates: no attribute tricks (SandboxedEnvironment),
+    and no ``**`` or huge ``"x" * n`` to eat the memory of the process."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator_name: str, left: Any, right: Any
+    ) -> Any:
+        if operator_name == "**":
+            raise SecurityError("the ** operator is not allowed")
+        sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
+        counts = [v for v in (left, right) if isinstance(v, int)]
+        if sizes and counts and sizes[0] * max(counts[0], 0) > _MAX_REPEAT:
+            raise SecurityError(f"repetition longer than {_MAX_REPEAT} characters")
+        return operator.mul(left, right)
+
+
+@functools.cache
+def _subject_environment() -> SandboxedEnvironment:
+    return _SubjectSandbox(autoescape=False, undefined=jinja2.StrictUndefined)

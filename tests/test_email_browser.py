@@ -1,0 +1,197 @@
+"""A digest's HTML in Chromium: axe-core (WCAG 2.2 A/AA) in light and dark at 375 and 600 px, the
+skip link, focus rings, text sizes, no sideways scrolling, dark mode, and escaped titles.
+
+The page is the rendered digest with the markers filled as the personaliser fills them, served
+from a temporary folder together with the article photo it shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from speakerfeed.models import Image
+from tests.support.browser import (
+    ColorScheme,
+    PageFactory,
+    StaticServer,
+    assert_no_axe_violations,
+    check_skip_link,
+    horizontal_overflow,
+)
+from tests.test_email_render import (
+    HOSTILE_TITLE,
+    make_article,
+    make_settings,
+    personalise,
+    render,
+    seed_article,
+)
+
+pytestmark = pytest.mark.browser
+
+VIEWS = [
+    pytest.param(375, "light", id="375-light"),
+    pytest.param(375, "dark", id="375-dark"),
+    pytest.param(600, "light", id="600-light"),
+    pytest.param(600, "dark", id="600-dark"),
+]
+LONG_WORD = "Supercalifragilisticexpialidocious" * 3
+PHOTO = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675">'
+    '<rect width="1200" height="675" fill="#6f8aa6"/>'
+    '<circle cx="600" cy="338" r="180" fill="#d9e2ec"/></svg>'
+)
+
+
+@pytest.fixture
+def digest_url(tmp_path: Path, static_server: Callable[[Path], StaticServer]) -> str:
+    server = static_server(tmp_path)
+    (tmp_path / "photo.svg").write_text(PHOTO, encoding="utf-8")
+    articles = (
+        seed_article(),
+        make_article(1),
+        make_article(3, image=Image(server.url("photo.svg"), "Students queue to vote")),
+        make_article(4, title=HOSTILE_TITLE),
+        make_article(5, title=f"{LONG_WORD} and a headline that runs on", authors=(LONG_WORD,)),
+    )
+    (tmp_path / "digest.html").write_text(personalise(render(articles).html), encoding="utf-8")
+    return server.url("digest.html")
+
+
+def _open(open_page: PageFactory, url: str, width: int, scheme: ColorScheme) -> Any:
+    page = open_page(width=width, color_scheme=scheme)
+    page.goto(url)
+    page.wait_for_load_state("load")
+    return page
+
+
+@pytest.mark.parametrize(("width", "scheme"), VIEWS)
+def test_no_axe_violations_and_no_sideways_scrolling(
+    open_page: PageFactory, digest_url: str, width: int, scheme: ColorScheme
+) -> None:
+    page = _open(open_page, digest_url, width, scheme)
+    assert_no_axe_violations(page, where=f"digest at {width}px, {scheme}")
+    assert horizontal_overflow(page) == 0
+    assert open_page.errors == [] and open_page.dialogs == []  # the hostile title stayed text
+    assert page.locator("h2", has_text="<script>alert(1)</script>").count() == 1
+
+
+@pytest.mark.parametrize(("width", "scheme"), VIEWS)
+def test_skip_link_moves_focus_to_the_articles(
+    open_page: PageFactory, digest_url: str, width: int, scheme: ColorScheme
+) -> None:
+    check_skip_link(_open(open_page, digest_url, width, scheme))
+
+
+_FOCUS_RING = """
+() => {
+  const a = document.activeElement;
+  const style = getComputedStyle(a);
+  return { text: a.textContent.trim(), width: parseFloat(style.outlineWidth),
+           outline: style.outlineStyle };
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_link_shows_a_focus_ring(
+    open_page: PageFactory, digest_url: str, scheme: ColorScheme
+) -> None:
+    page = _open(open_page, digest_url, 600, scheme)
+    links = page.locator("a[href]").count()
+    assert links >= 12
+    for _ in range(links):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(_FOCUS_RING)
+        assert focused["outline"] != "none" and focused["width"] >= 2, focused
+
+
+_TEXT_SIZES = """
+() => {
+  const sizes = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const element = node.parentElement;
+    if (!node.textContent.trim() || !element.getClientRects().length) continue;
+    if (element.closest(".sf-skip")) continue;  // off-screen until focused
+    sizes.push([parseFloat(getComputedStyle(element).fontSize), node.textContent.trim()]);
+  }
+  return sizes;
+}
+"""
+
+
+@pytest.mark.parametrize("width", [375, 600])
+def test_all_visible_text_is_at_least_14px_and_summaries_16px(
+    open_page: PageFactory, digest_url: str, width: int
+) -> None:
+    page = _open(open_page, digest_url, width, "light")
+    sizes = page.evaluate(_TEXT_SIZES)
+    assert sizes
+    small = [(px, text[:40]) for px, text in sizes if px < 14]
+    assert small == []
+    summary = page.locator("p", has_text="Pupils and teachers look back").first
+    assert summary.evaluate("p => getComputedStyle(p).fontSize") == "16px"
+
+
+_COLOURS = """
+() => {
+  const card = document.querySelector(".sf-card td");
+  const text = document.querySelector("main .sf-t > div");
+  const link = document.querySelector("main h2 a");
+  const page = document.querySelector(".sf-page");
+  return [card, text, link, page].map(e => {
+    const s = getComputedStyle(e);
+    return e === text || e === link ? s.color : s.backgroundColor;
+  });
+}
+"""
+
+
+def test_dark_mode_repaints_the_digest(open_page: PageFactory, digest_url: str) -> None:
+    light = _open(open_page, digest_url, 600, "light").evaluate(_COLOURS)
+    dark = _open(open_page, digest_url, 600, "dark").evaluate(_COLOURS)
+    assert light == [
+        "rgb(255, 255, 255)",
+        "rgb(28, 29, 31)",
+        "rgb(28, 29, 31)",
+        "rgb(238, 241, 244)",
+    ]
+    assert dark == [
+        "rgb(29, 32, 36)",
+        "rgb(232, 234, 237)",
+        "rgb(232, 234, 237)",
+        "rgb(17, 19, 21)",
+    ]
+
+
+def test_single_column_on_a_phone(open_page: PageFactory, digest_url: str) -> None:
+    page = _open(open_page, digest_url, 375, "light")
+    boxes = page.evaluate(
+        "() => [...document.querySelectorAll('.sf-card')].map(e => e.getBoundingClientRect())"
+        ".map(r => [Math.round(r.left), Math.round(r.right)])"
+    )
+    assert len(boxes) == 6  # the greeting and five articles
+    assert {tuple(box) for box in boxes} == {(12, 363)}  # one column, 12px margins
+    image = page.locator("img").bounding_box()
+    assert image is not None and image["x"] >= 12 and image["x"] + image["width"] <= 363
+
+
+def test_right_to_left_digest(
+    tmp_path: Path, static_server: Callable[[Path], StaticServer], open_page: PageFactory
+) -> None:
+    hebrew = make_settings()
+    hebrew = hebrew.model_copy(update={"site": hebrew.site.model_copy(update={"language": "he"})})
+    article = make_article(1, title="בחירות: הצעירים מצביעים", summary="שיעור ההצבעה עלה (שוב).")
+    (tmp_path / "digest.html").write_text(
+        personalise(render((article,), hebrew).html), encoding="utf-8"
+    )
+    page = _open(open_page, static_server(tmp_path).url("digest.html"), 375, "light")
+    assert page.locator("h2").evaluate("h => getComputedStyle(h).direction") == "rtl"
+    assert_no_axe_violations(page, where="Hebrew digest at 375px")
+    assert horizontal_overflow(page) == 0
