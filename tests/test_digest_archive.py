@@ -113,3 +113,32 @@ def test_the_last_issued_digest_is_where_the_next_one_starts(settings: Settings)
         write_digest_archive(settings, _rendered(1, f"Day {day}", when))
     assert last_issued(settings, "daily") == datetime(2024, 1, 3, 7, tzinfo=UTC)
     assert last_issued(settings, "weekly") is None
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [375, 600])
+def test_the_web_copy_of_a_real_digest_is_accessible(
+    settings: Settings, open_page: PageFactory, static_server: object, width: int
+) -> None:
+    from speakerfeed.render.email import render_digest
+
+    list_settings = settings.lists[0]
+    digest = Digest(
+        id="daily-2024-01-02-0700",
+        list_name="daily",
+        list_title=list_settings.title,
+        subject="",
+        articles=tuple(_article(n) for n in range(3)),
+        issued=datetime(2024, 1, 2, 7, tzinfo=UTC),
+    )
+    rendered = render_digest(settings, list_settings, digest)
+    write_digest_archive(settings, rendered)
+    assert callable(static_server)
+    served: StaticServer = static_server(settings.output_dir)
+    page = open_page(width=width)
+    page.goto(served.url(digest.archive_path))
+    assert page.locator("main#main h2").count() == 3
+    assert "SFMARK" not in page.content()
+    assert_no_axe_violations(page)
+    assert horizontal_overflow(page) == 0
+    check_skip_link(page)
