@@ -118,7 +118,6 @@ def rendered_digest(seed: int = 7) -> RenderedDigest:
         id="daily-2023-11-29-0700",
         list_name="daily",
         list_title="The Speaker Daily",
-        subject="",
         articles=(),
         issued=datetime(2023, 11, 29, 7, tzinfo=UTC),
     )
@@ -223,7 +222,7 @@ def articles(seed: int = 7) -> tuple[Article, ...]:
 def real_digest(settings: Settings) -> RenderedDigest:
     chosen = articles()
     digest = Digest(
-        "daily-2023-11-29-0700", "daily", "The Speaker Daily", "", chosen, chosen[0].published
+        "daily-2023-11-29-0700", "daily", "The Speaker Daily", chosen, chosen[0].published
     )
     return email_renderer.render_digest(settings, settings.lists[0], digest)
 

@@ -36,7 +36,6 @@ def _rendered(number: int, subject: str, when: datetime) -> RenderedDigest:
         id=f"daily-{when:%Y-%m-%d-%H%M}",
         list_name="daily",
         list_title="The Speaker Daily",
-        subject=subject,
         articles=articles,
         issued=when,
     )
@@ -127,7 +126,6 @@ def test_the_web_copy_of_a_real_digest_is_accessible(
         id="daily-2024-01-02-0700",
         list_name="daily",
         list_title=list_settings.title,
-        subject="",
         articles=tuple(_article(n) for n in range(3)),
         issued=datetime(2024, 1, 2, 7, tzinfo=UTC),
     )

@@ -108,7 +108,6 @@ def make_digest(articles: tuple[Article, ...], list_settings: ListSettings = DAI
         id=f"{list_settings.name}-2024-03-05-0700",
         list_name=list_settings.name,
         list_title=list_settings.title,
-        subject="",
         articles=articles,
         issued=ISSUED,
     )

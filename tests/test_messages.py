@@ -77,7 +77,7 @@ def rendered(
     text_body: str = fill(TEXT),
     list_name: str = "daily",
 ) -> RenderedDigest:
-    digest = Digest("daily-2023-11-29-0700", list_name, "The Daily", subject, (), NOW)
+    digest = Digest("daily-2023-11-29-0700", list_name, "The Daily", (), NOW)
     return RenderedDigest(digest, subject, "Today's news", html_body, text_body, "https://x.org/")
 
 

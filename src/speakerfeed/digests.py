@@ -63,7 +63,6 @@ def next_digest(
         id=digest_id(list_settings, issued),
         list_name=list_settings.name,
         list_title=list_settings.title,
-        subject="",  # rendered from the list's subject template with the articles
         articles=chosen,
         issued=issued,
     )

@@ -56,7 +56,6 @@ class Digest:
     id: str  # unique and URL-safe, e.g. "daily-2023-11-29-0700"
     list_name: str
     list_title: str
-    subject: str
     articles: tuple[Article, ...]
     issued: datetime  # time-zone aware: when the digest was put together
 
