@@ -14,7 +14,7 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Fixtures shared across test modules: Chromium + axe-core, a static file server.
-pytest_plugins = ["tests.support.browser"]
+pytest_plugins = ["tests.support.browser", "tests.support.databases"]
 
 
 @pytest.hookimpl(wrapper=True)

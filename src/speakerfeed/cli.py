@@ -247,3 +247,23 @@ def lint(ctx: click.Context, list_name: str, no_fetch: bool) -> None:
     )
     if errors:
         ctx.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """The subscriber database named by [store] url: SQLite or PostgreSQL."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply every pending migration (creating the SQLite file if needed); print the revision."""
+    from speakerfeed.store.engine import create_engine_for, upgrade
+
+    settings = _load(ctx)
+    engine = create_engine_for(settings)
+    try:
+        revision = upgrade(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"{engine.url.render_as_string(hide_password=True)}: at revision {revision}")

@@ -287,6 +287,29 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on.")
 
 
+class StoreSettings(_Section):
+    url: str = Field(
+        "sqlite:///var/speakerfeed.sqlite3",
+        min_length=1,
+        description="Subscriber database: sqlite:///path (relative to the configuration file's "
+        "folder) or postgresql://user@host:port/name. No password here: PostgreSQL reads "
+        "PGPASSWORD or ~/.pgpass.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        backend, _, driver = scheme.partition("+")
+        drivers = {"sqlite": ("", "pysqlite"), "postgresql": ("", "psycopg")}.get(backend, ())
+        if driver not in drivers:
+            raise ValueError("expected a sqlite:///path or postgresql://user@host/name URL")
+        # Secrets never live in config.toml (see the module docstring).
+        if urlsplit(value).password:
+            raise ValueError("expected no password in the URL; set PGPASSWORD or use ~/.pgpass")
+        return value
+
+
 class Settings(_Section):
     site: SiteSettings
     feeds: FeedSettings
@@ -296,6 +319,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     email: EmailSettings = EmailSettings()
     lists: Annotated[tuple[ListSettings, ...], BeforeValidator(_list_to_tuple)] = ()
+    store: StoreSettings = StoreSettings()
     # Where the file was read from; paths in [build] are relative to its folder.
     root: Path = Field(Path(), exclude=True)
 

@@ -1,0 +1,134 @@
+"""The store's tables, declared once with SQLAlchemy Core for both SQLite and PostgreSQL.
+
+migrations/versions/ must create exactly these; tests compare the two with Alembic's autogenerate.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+# Deterministic constraint names, so migrations can refer to them on both engines.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SUBSCRIPTION_STATUSES = ("pending", "confirmed", "unsubscribed")
+SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "erased", "manual")
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A time-zone aware datetime, stored as UTC.
+
+    SQLite has no time zones: SQLAlchemy writes the wall-clock digits and reads back a naive
+    value. Converting to UTC on the way in and marking UTC on the way out makes both engines
+    return the same aware datetimes. A naive datetime is refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"expected a time-zone aware datetime, got {value!r}")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    # Random and opaque: it appears in signed links, so it must not reveal order or count.
+    Column("id", String(32), primary_key=True),
+    # Normalised by subscribers.normalise_email (stripped, lower-cased) before it gets here.
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("timezone", String(64), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column(
+        "subscriber_id",
+        String(32),
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # A [[lists]] name from config.toml; lists live in config, so there is no lists table.
+    Column("list_name", String(40), primary_key=True),
+    Column("status", String(16), nullable=False),
+    # "" means the list's own schedule.
+    Column("cadence", String(16), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_one_of("status", SUBSCRIPTION_STATUSES), name="status"),
+    # Sending walks a list's confirmed subscribers in id order (keyset paging).
+    Index("ix_subscriptions_list_status", "list_name", "status", "subscriber_id"),
+)
+
+consent_records = Table(
+    "consent_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        String(32),
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("list_name", String(40), nullable=False),
+    Column("action", String(32), nullable=False),  # subscribed, confirmed, imported, ...
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ip", String(45), nullable=False, server_default=""),
+    Column("user_agent", Text, nullable=False, server_default=""),
+    Column("form", String(200), nullable=False, server_default=""),
+    Column("confirmation_message_id", String(200), nullable=False, server_default=""),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    # HMAC-SHA256 of the normalised address (hex): an erased address is kept out without
+    # keeping the address itself.
+    Column("address_hash", String(64), primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(_one_of("reason", SUPPRESSION_REASONS), name="reason"),
+)
