@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -267,3 +267,238 @@ def db_upgrade(ctx: click.Context) -> None:
     finally:
         engine.dispose()
     click.echo(f"{engine.url.render_as_string(hide_password=True)}: at revision {revision}")
+
+
+@main.group()
+def subscribers() -> None:
+    """The editors' subscriber commands: import, export, add, remove, count, show, erase.
+
+    Each first migrates the database named by [store] url, so a fresh one works.
+    """
+
+
+@contextmanager
+def _store(
+    ctx: click.Context, list_name: str | None = None, *, need_secret: bool = True
+) -> Iterator[tuple[Any, bytes]]:
+    """A migrated engine and the secret key, or a clear message and exit 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from speakerfeed.config import Secrets
+    from speakerfeed.preview import find_list
+    from speakerfeed.store.engine import create_engine_for, upgrade
+
+    settings = _load(ctx)
+    if list_name is not None:
+        find_list(settings, list_name)
+    secret = Secrets.from_env().secret_key.encode()
+    if need_secret and not secret:
+        raise ConfigError(
+            [
+                Problem(
+                    "SPEAKERFEED_SECRET_KEY",
+                    "not set: it is needed to match addresses against the suppression list",
+                )
+            ]
+        )
+    engine = create_engine_for(settings)
+    try:
+        upgrade(engine)
+        yield engine, secret
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        click.secho(f"error: database {where}: {str(exc).splitlines()[0]}", err=True, fg="red")
+        ctx.exit(1)
+    finally:
+        engine.dispose()
+
+
+_LIST = click.option("--list", "list_name", required=True, metavar="LIST", help="A [[lists]] name.")
+_STATUS = click.option(
+    "--status",
+    type=click.Choice(["pending", "confirmed", "unsubscribed"]),
+    default=None,
+    help="Only subscriptions with this status [default: all].",
+)
+
+
+def _address(ctx: click.Context, email: str) -> str:
+    from speakerfeed.store.subscribers import normalise_email
+
+    try:
+        return normalise_email(email)
+    except ValueError as exc:
+        click.secho(f"error: {exc}", err=True, fg="red")
+        ctx.exit(1)
+    raise AssertionError("unreachable")  # ctx.exit raises
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_LIST
+@click.option(
+    "--confirmed",
+    is_flag=True,
+    help='The addresses have consented: subscribe them confirmed, with consent "imported".',
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def subscribers_import(
+    ctx: click.Context, file: Path, list_name: str, confirmed: bool, quiet: bool
+) -> None:
+    """Import FILE (CSV with an email column; name and timezone optional) into LIST.
+
+    Without --confirmed new subscriptions are pending (they need double opt-in). Suppressed or
+    unsubscribed addresses are never subscribed again. Every bad row is reported with its line
+    and the rest are imported; exits with 1 if any row was rejected.
+    """
+    from speakerfeed.store.importer import import_csv
+
+    with _store(ctx, list_name) as (engine, secret), _progress_bar(not quiet) as progress:
+        report = import_csv(
+            engine, file, list_name, secret=secret, confirmed=confirmed, progress=progress
+        )
+    _print_problems(report.problems)
+    click.echo(f"{file} → {list_name}: {report.summary()}")
+    if report.rejected:
+        ctx.exit(1)
+
+
+@contextmanager
+def _text_out(path: Path | None) -> Iterator[TextIO]:
+    """The file at path, or standard output; newline="" as the csv module wants."""
+    if path is None:
+        yield sys.stdout
+        return
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        yield stream
+
+
+@subscribers.command("export")
+@_LIST
+@_STATUS
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the CSV to this file [default: standard output].",
+)
+@click.pass_context
+def subscribers_export(
+    ctx: click.Context, list_name: str, status: str | None, out: Path | None
+) -> None:
+    """Write LIST's subscribers as CSV (email, name, timezone, status), in a form import reads."""
+    import csv
+
+    from speakerfeed.store.people import EXPORT_COLUMNS, export_rows
+
+    with (
+        _store(ctx, list_name, need_secret=False) as (engine, _),
+        engine.connect() as conn,
+        _text_out(out) as stream,
+    ):
+        writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(export_rows(conn, list_name, status))
+    if out is not None:
+        click.echo(f"wrote {out}", err=True)
+
+
+@subscribers.command("add")
+@click.argument("email")
+@_LIST
+@click.option("--name", default="", help="The subscriber's name.")
+@click.option("--confirmed", is_flag=True, help="They have consented: no double opt-in.")
+@click.pass_context
+def subscribers_add(
+    ctx: click.Context, email: str, list_name: str, name: str, confirmed: bool
+) -> None:
+    """Subscribe EMAIL to LIST (pending unless --confirmed). A suppressed or unsubscribed address
+    is refused."""
+    from sqlalchemy import select
+
+    from speakerfeed.store import subscribers as repo
+    from speakerfeed.store.schema import subscriptions
+
+    address = _address(ctx, email)
+    with _store(ctx, list_name) as (engine, secret), engine.begin() as conn:
+        if repo.is_suppressed(conn, repo.address_hash(secret, address)):
+            click.secho(f"error: {address} is suppressed; not added", err=True, fg="red")
+            ctx.exit(1)
+        subscriber_id = repo.add_subscriber(conn, address, name=name)
+        current = conn.execute(
+            select(subscriptions.c.status)
+            .where(subscriptions.c.subscriber_id == subscriber_id)
+            .where(subscriptions.c.list_name == list_name)
+        ).scalar()
+        if current == "unsubscribed":
+            click.secho(f"error: {address} unsubscribed from {list_name}; not added", err=True)
+            ctx.exit(1)
+        status = "confirmed" if confirmed or current == "confirmed" else "pending"
+        consent = {"action": "added", "form": "cli"}
+        repo.subscribe(conn, subscriber_id, list_name, status=status, consent=consent)
+    click.echo(f"{address}: {status} on {list_name}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@_LIST
+@click.pass_context
+def subscribers_remove(ctx: click.Context, email: str, list_name: str) -> None:
+    """Unsubscribe EMAIL from LIST and add it to the suppression list (reason "unsubscribed")."""
+    from speakerfeed.store import subscribers as repo
+
+    address = _address(ctx, email)
+    with _store(ctx, list_name) as (engine, secret), engine.begin() as conn:
+        person = repo.find_by_email(conn, address)
+        consent = {"action": "unsubscribed", "form": "cli"}
+        changed = person is not None and repo.set_status(
+            conn, person.id, list_name, "unsubscribed", consent=consent
+        )
+        repo.suppress(conn, repo.address_hash(secret, address), "unsubscribed")
+    if changed:
+        click.echo(f"{address}: unsubscribed from {list_name} and suppressed")
+    else:
+        click.echo(f"{address}: not subscribed to {list_name}; suppressed all the same")
+
+
+@subscribers.command("count")
+@_LIST
+@_STATUS
+@click.pass_context
+def subscribers_count(ctx: click.Context, list_name: str, status: str | None) -> None:
+    """Print the number of LIST's subscriptions (of one status, or all)."""
+    from speakerfeed.store.subscribers import count_subscriptions
+
+    with _store(ctx, list_name, need_secret=False) as (engine, _), engine.connect() as conn:
+        click.echo(count_subscriptions(conn, list_name, status))
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.pass_context
+def subscribers_show(ctx: click.Context, email: str) -> None:
+    """Print everything stored about EMAIL as JSON (subscriptions, consent, suppression)."""
+    from speakerfeed.store.people import show
+
+    address = _address(ctx, email)
+    with _store(ctx) as (engine, secret), engine.connect() as conn:
+        found = show(conn, address, secret)
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+@subscribers.command("erase")
+@click.argument("email")
+@click.pass_context
+def subscribers_erase(ctx: click.Context, email: str) -> None:
+    """Delete EMAIL and everything tied to it, keeping only a hash of the address (suppressed,
+    reason "erased") so it cannot be imported or subscribed again."""
+    from speakerfeed.store.people import erase
+
+    address = _address(ctx, email)
+    with _store(ctx) as (engine, secret), engine.begin() as conn:
+        found = erase(conn, address, secret)
+    if found:
+        click.echo(f"{address}: erased; only a suppressed hash of the address is kept")
+    else:
+        click.echo(f"{address}: nothing stored; its hash is suppressed all the same")
