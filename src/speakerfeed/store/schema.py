@@ -132,3 +132,12 @@ suppressions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint(_one_of("reason", SUPPRESSION_REASONS), name="reason"),
 )
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    # SendGrid's sg_event_id of each event that was acted on: a redelivered batch (SendGrid
+    # retries until it gets a 2xx) then changes nothing the second time.
+    Column("event_id", String(100), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,21 @@
+"""Webhooks from the email provider: signed, untrusted, applied once each."""
+
+from speakerfeed.webhooks.sendgrid import (
+    ApplyReport,
+    Event,
+    WebhookError,
+    apply_events,
+    parse_events,
+    sendgrid_events_endpoint,
+    verify_signature,
+)
+
+__all__ = [
+    "ApplyReport",
+    "Event",
+    "WebhookError",
+    "apply_events",
+    "parse_events",
+    "sendgrid_events_endpoint",
+    "verify_signature",
+]
