@@ -116,9 +116,12 @@ def test_verify_signature_accepts_what_sendgrid_signs(
 ) -> None:
     body = b'[{"event":"open"}]'
     headers = sign(private_key, body, NOW - 299)
-    verify_signature(
-        public_b64(private_key), headers[SIGNATURE_HEADER], str(NOW - 299), body, now=NOW
-    )
+    signature = headers[SIGNATURE_HEADER]
+    key = public_b64(private_key)
+    verify_signature(key, signature, str(NOW - 299), body, now=NOW)  # raises on any failure
+    # The same signature must not check out for one changed byte: the pass above was no accident.
+    with pytest.raises(WebhookError):
+        verify_signature(key, signature, str(NOW - 299), body + b" ", now=NOW)
 
 
 @pytest.mark.parametrize(
