@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from measure import run_child
+
 HERE = Path(__file__).resolve().parent
 BUDGET = {"full_build_s": 5.0, "incremental_build_ms": 100.0, "peak_rss_mb": 300.0}
 TAGS = [
@@ -189,20 +191,9 @@ def child(phase: str, work: Path) -> dict[str, Any]:
     }
 
 
-def run_child(phase: str, work: Path) -> tuple[dict[str, Any], float]:
+def run_phase(phase: str, work: Path) -> tuple[dict[str, Any], float]:
     """The phase's result and its process's peak RSS in MB."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", phase, "--work", str(work)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{phase} phase failed with exit code {process.returncode}")
-    return json.loads(output), usage.ru_maxrss / 1024
+    return run_child([__file__, "--child", phase, "--work", str(work)], f"{phase} phase")
 
 
 def cli_incremental(work: Path) -> float:
@@ -243,8 +234,8 @@ def main() -> None:
     print(f"generated {args.articles} articles, {size / args.articles / 1024:.1f} KB on average, "
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
-    full, full_rss = run_child("full", work)
-    incremental, incremental_rss = run_child("incremental", work)
+    full, full_rss = run_phase("full", work)
+    incremental, incremental_rss = run_phase("incremental", work)
     cli_seconds = cli_incremental(work)
     warm_ms = sorted(t * 1000 for t in incremental["warm_seconds"])
     results = {

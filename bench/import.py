@@ -17,11 +17,11 @@ import json
 import os
 import random
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from measure import run_child
 
 HERE = Path(__file__).resolve().parent
 BUDGET = {"rows_per_s": 50_000.0, "peak_rss_mb": 200.0}
@@ -77,19 +77,9 @@ def child(url: str, csv_path: Path) -> dict[str, Any]:
     }
 
 
-def run_child(url: str, csv_path: Path) -> tuple[dict[str, Any], float]:
+def run_import(url: str, csv_path: Path) -> tuple[dict[str, Any], float]:
     """The child's result and its peak RSS in MB."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", url, "--csv", str(csv_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"import into {url} failed")
-    return json.loads(output), usage.ru_maxrss / 1024
+    return run_child([__file__, "--child", url, "--csv", str(csv_path)], f"import into {url}")
 
 
 def with_postgresql(server: str, csv_path: Path) -> tuple[dict[str, Any], float]:
@@ -103,7 +93,7 @@ def with_postgresql(server: str, csv_path: Path) -> tuple[dict[str, Any], float]
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             url = base.set(database=name).render_as_string(hide_password=False)
-            return run_child(url, csv_path)
+            return run_import(url, csv_path)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -137,7 +127,7 @@ def main() -> None:
     results: dict[str, Any] = {"rows": args.rows, "budget": BUDGET, "engines": {}}
     for engine in ("sqlite", "postgresql"):
         if engine == "sqlite":
-            figures, rss = run_child(f"sqlite:///{database}", csv_path)
+            figures, rss = run_import(f"sqlite:///{database}", csv_path)
         else:
             figures, rss = with_postgresql(args.pg, csv_path)
         figures["peak_rss_mb"] = round(rss, 1)
