@@ -26,6 +26,7 @@ from speakerfeed.messages import (
     sign,
     verify,
 )
+from speakerfeed.messages.fields import display_name as fast_display_name
 from speakerfeed.models import Digest, RenderedDigest, Subscriber
 from speakerfeed.render.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
 from tests.support.project import project_settings
@@ -547,3 +548,62 @@ def test_bad_arguments_are_programming_errors() -> None:
         sign(SECRET, "unsubscribe", "", "daily")
     with pytest.raises(ValueError, match="list name"):
         sign(SECRET, "unsubscribe", "sub-1", "dai\0ly")
+
+
+# --- the digest as a transport Batch --------------------------------------------------------
+
+
+def test_recipient_carries_the_values_and_headers_personalise_uses() -> None:
+    built = template()
+    person = built.recipient(Subscriber("sub-1", "jane@example.org", "  Jane\r\nDoe "))
+    assert (person.key, person.address, person.name) == ("sub-1", "jane@example.org", "Jane Doe")
+    assert person.values[NAME] == " Jane Doe"
+    unsubscribe, preferences = person.values[UNSUBSCRIBE_URL], person.values[PREFERENCES_URL]
+    assert unsubscribe.startswith("https://app.speakernews.co.uk/unsubscribe/daily/")
+    assert preferences.startswith("https://app.speakernews.co.uk/preferences/daily/")
+    assert verify(SECRET, token_of(unsubscribe), "unsubscribe", list_name="daily") == "sub-1"
+    assert verify(SECRET, token_of(preferences), "preferences", list_name="daily") == "sub-1"
+    headers = dict(person.headers)
+    assert re.fullmatch(
+        r"<daily-2023-11-29-0700\.sub-1\.[\w-]+@speakernews\.co\.uk>", headers["Message-ID"]
+    )
+    assert headers["List-Unsubscribe"] == (
+        f"<{unsubscribe}>, <mailto:unsubscribe@speakernews.co.uk?subject=unsubscribe%20"
+        f"{token_of(unsubscribe)}>"
+    )
+    assert built.recipient(Subscriber("sub-2", "x@y.org")).values[NAME] == ""
+
+
+def test_batch_holds_the_shared_parts_and_one_recipient_per_subscriber() -> None:
+    built = template()
+    subscribers = [Subscriber(f"s{n}", f"r{n}@example.org") for n in range(3)]
+    batch = built.batch(subscribers)
+    assert batch.sender == "The Speaker <digest@speakernews.co.uk>"
+    assert batch.reply_to == "Letters <letters@speakernews.co.uk>"
+    assert batch.subject == "The Daily: Students march on Parliament"
+    assert (batch.text, batch.html) == (fill(TEXT), fill(HTML))
+    assert batch.headers == (
+        ("List-Id", '"The Daily" <daily.www.speakernews.co.uk>'),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    )
+    assert batch.category == "daily"
+    assert [r.key for r in batch.recipients] == ["s0", "s1", "s2"]
+    with pytest.raises(HeaderError, match="subscriber id"):
+        built.batch([Subscriber("x" * 201, "x@y.org")])
+
+
+def test_an_app_url_with_an_encoded_word_start_is_refused() -> None:
+    config = project_settings(
+        email={**EMAIL, "app_url": "https://app.speakernews.co.uk/r?a=?b"},
+        lists=[{"name": "daily", "title": "The Daily"}],
+    )
+    with pytest.raises(MessageError, match=r"email\.app_url: .*'=\?'"):
+        template(config=config, list_settings=config.lists[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(max_size=250))
+def test_the_fast_display_name_is_the_cleaned_one(name: str) -> None:
+    """fields.display_name skips the cleaning when there is nothing to clean: the same text."""
+    expected = safe_header_value(name, field="To", clean=True)[:200].rstrip()
+    assert fast_display_name(name, 200) == expected

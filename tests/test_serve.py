@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,21 +25,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LISTS = """
+[email]
+from_address = "The Speaker <digest@speakernews.co.uk>"
+postal_address = "The Speaker, 20 Example Street, London"
+
+[[lists]]
+name = "daily"
+title = "The Speaker Daily"
+"""
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def site_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project on embedded defaults: SQLite, the outbox transport, no secret key given."""
     folder = tmp_path_factory.mktemp("site")
-    (folder / "config.toml").write_text(BASE_CONFIG, encoding="utf-8")
+    (folder / "config.toml").write_text(BASE_CONFIG + LISTS, encoding="utf-8")
     (folder / "articles").mkdir()
     (folder / "articles" / "hello.md").write_text(
         markdown_article("Hello readers", "2024-05-01 10:00", tags="[news]"), encoding="utf-8"
     )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(site_folder: Path) -> Iterator[str]:
+    folder = site_folder
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "speakerfeed", "serve", "--port", str(port)],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={
+            key: value
+            for key, value in {**os.environ, "NO_COLOR": "1"}.items()
+            if key not in ("SPEAKERFEED_SECRET_KEY", "SPEAKERFEED_CONFIG")
+        },
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -117,3 +142,61 @@ def test_a_feed_opened_in_chromium_through_serve_is_a_readable_accessible_page(
     banner = ["xslt-warning-banner"]  # Chromium's own XSLT deprecation notice, not our page
     assert_no_axe_violations(page, exclude=banner)
     check_skip_link(page, skip_past=banner)
+
+
+def _outbox(folder: Path) -> list[EmailMessage]:
+    messages = []
+    for path in sorted((folder / "var" / "outbox").glob("*.eml")):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        messages.append(message)
+    return messages
+
+
+def test_a_reader_subscribes_confirms_from_the_outbox_and_unsubscribes(
+    server: str, site_folder: Path
+) -> None:
+    """The issue's "done when", through the real `speakerfeed serve` on embedded defaults."""
+    import re
+
+    from speakerfeed.messages import tokens
+
+    public = "https://www.speakernews.co.uk"  # app_url defaults to site.url
+    with httpx.Client(base_url=server, timeout=10) as http:
+        form = http.get("/subscribe").text
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)
+        assert token is not None
+        answer = http.post(
+            "/subscribe",
+            data={"csrf_token": token.group(1), "list": "daily", "email": "reader@example.org"},
+        )
+        assert answer.status_code == 303
+
+        (mail,) = _outbox(site_folder)
+        assert mail["To"] == "reader@example.org"
+        assert mail["Subject"] == "Confirm your subscription to The Speaker Daily"
+        text = mail.get_body(("plain",))
+        assert text is not None
+        link = re.search(re.escape(public) + r"(/confirm/daily/\S+)", text.get_content())
+        assert link is not None
+        confirm_page = http.get(link.group(1)).text
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', confirm_page)
+        assert token is not None
+        assert http.post(link.group(1), data={"csrf_token": token.group(1)}).status_code == 303
+        confirmed = http.get(link.group(1)).text
+        assert "You are subscribed" in confirmed
+        preferences = re.search(r'href="(/preferences/daily/[^"]+)"', confirmed)
+        assert preferences is not None
+        assert 'value="daily" checked' in http.get(preferences.group(1)).text
+
+    key = (site_folder / "var" / "secret.key").read_bytes().strip()
+    subscriber_id = tokens.verify(
+        key, preferences.group(1).rsplit("/", 1)[1], "preferences", list_name="daily"
+    )
+    assert subscriber_id is not None
+    one_click = tokens.sign(key, "unsubscribe", subscriber_id, "daily")
+    answer = httpx.post(
+        f"{server}/unsubscribe/daily/{one_click}", data={"List-Unsubscribe": "One-Click"}
+    )
+    assert answer.status_code == 200
+    assert "You have unsubscribed" in httpx.get(f"{server}/unsubscribe/daily/{one_click}").text

@@ -290,12 +290,39 @@ def test_cli_errors_are_messages(project: Path) -> None:
     unknown = _run(project, "count", "--list", "weekly")
     assert unknown.returncode == 1
     assert "no list named 'weekly' (lists: daily)" in unknown.stderr
-    no_secret = _run(project, "show", "ann@example.org", secret="")
+    no_secret = _run(project, "show", "ann@example.org", secret="short")
     assert no_secret.returncode == 1
-    assert "SPEAKERFEED_SECRET_KEY" in no_secret.stderr
+    assert "SPEAKERFEED_SECRET_KEY: too short" in no_secret.stderr
     bad = _run(project, "add", "nobody", "--list", "daily")
     assert bad.returncode == 1 and "expected an email address" in bad.stderr
     for result in (unknown, no_secret, bad):
         assert "Traceback" not in result.stderr
     helped = _run(project, "import", "--help")
     assert helped.returncode == 0 and "--confirmed" in helped.stdout
+
+
+def test_without_a_secret_key_sqlite_keeps_one_in_var_and_postgresql_asks(project: Path) -> None:
+    first = _run(project, "add", "ann@example.org", "--list", "daily", secret="")
+    assert first.returncode == 0, first.stderr
+    key_file = project / "var" / "secret.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_bytes()
+    assert len(key.strip()) >= 32
+    # The same key next time: the address is still recognised as suppressed after removal.
+    assert _run(project, "remove", "ann@example.org", "--list", "daily", secret="").returncode == 0
+    again = _run(project, "add", "ann@example.org", "--list", "daily", secret="")
+    assert again.returncode == 1 and "suppressed" in again.stderr
+    assert key_file.read_bytes() == key
+
+    config = project / "config.toml"
+    config.write_text(
+        config.read_text().replace(
+            # Refused before connecting: no database is touched.
+            "sqlite:///var/store.sqlite3",
+            "postgresql://nobody@127.0.0.1:5432/speakerfeed_never_created",
+        )
+    )
+    refused = _run(project, "show", "ann@example.org", secret="")
+    assert refused.returncode == 1
+    assert "SPEAKERFEED_SECRET_KEY: not set: with PostgreSQL" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -6,14 +6,11 @@ import asyncio
 import base64
 import concurrent.futures
 import json
-import socket
-import threading
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Engine, func, select
@@ -34,6 +31,7 @@ from speakerfeed.webhooks.sendgrid import (
     StaleTimestampError,
     sendgrid_events_endpoint,
 )
+from tests.support.asgi_server import running
 
 NOW = 1_790_000_000
 SECRET = b"test-secret-for-address-hashes"
@@ -282,25 +280,11 @@ def test_apply_events_suppresses_unsubscribes_and_is_idempotent(store: Engine) -
 @pytest.fixture
 def client(store: Engine, private_key: ec.EllipticCurvePrivateKey) -> Iterator[httpx.Client]:
     """An HTTP client for uvicorn serving the endpoint on a free 127.0.0.1 port, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app_for(store, private_key), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            threading.Event().wait(0.01)
-        assert server.started, "uvicorn did not start"
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with (
+        running(app_for(store, private_key)) as url,
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        yield http
 
 
 def post(client: httpx.Client, body: bytes, headers: dict[str, str]) -> httpx.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,20 +148,87 @@ def check(ctx: click.Context, no_fetch: bool) -> None:
 @click.option("--no-build", is_flag=True, help="Serve the output folder as it is.")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool) -> None:
-    """Build the feeds, then serve the output folder over HTTP (127.0.0.1 by default)."""
+    """Run the service: migrate the database, build the feeds, serve the feeds and the readers'
+    pages, rebuild on schedule and when articles change, and send each list's digest on its
+    schedule (one process runs the scheduler; every process sends). 127.0.0.1 by default."""
     import uvicorn
 
+    from speakerfeed.secret_key import load_secret_key
+    from speakerfeed.service import Service
+    from speakerfeed.store.engine import create_engine_for, upgrade
+    from speakerfeed.transports.registry import transport_from_settings
     from speakerfeed.web.app import create_app
 
     settings = _load(ctx)
+    # A service's log says what it did (builds, sends, elections) without -v.
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    secret = load_secret_key(settings)
+    # Made once now, so a missing password or API key stops start-up, not the first sign-up.
+    transport_from_settings(settings.delivery, settings.root)
+    engine = create_engine_for(settings)
+    revision = upgrade(engine)
+    click.echo(f"Database {engine.url.render_as_string(hide_password=True)}: revision {revision}")
+
+    def transport() -> Any:
+        return transport_from_settings(settings.delivery, settings.root)
+
+    service = Service(settings, engine, secret, transport)
     if not no_build:
-        report = Builder(settings).build()
-        _print_problems(report.problems)
-        click.echo(f"Built {settings.output_dir}: {report.summary()}")
+        service.rebuild()
+        click.echo(f"Built {settings.output_dir}: {service.last_build}")
     host = host or settings.server.host
     port = port or settings.server.port
+    app = create_app(settings, engine=engine, secret=secret, transport=transport, service=service)
+    proxies = settings.server.trusted_proxies
     click.echo(f"Serving {settings.output_dir} on http://{host}:{port}/ (Ctrl+C to stop)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=list(proxies) or None,
+        server_header=False,
+        timeout_graceful_shutdown=60,
+        # uvicorn's loggers go through ours: one format for every line, JSON with --log-json.
+        log_config=None,
+    )
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Work on send batches only (no web pages, no scheduler): add these on other machines
+    sharing the PostgreSQL database to send faster. Stops cleanly on SIGTERM or Ctrl+C."""
+    import signal
+    import threading
+
+    from speakerfeed.secret_key import load_secret_key
+    from speakerfeed.service import Service
+    from speakerfeed.store.engine import create_engine_for, upgrade
+    from speakerfeed.transports.registry import transport_from_settings
+
+    settings = _load(ctx)
+    secret = load_secret_key(settings)
+    transport_from_settings(settings.delivery, settings.root)
+    engine = create_engine_for(settings)
+    upgrade(engine)
+    service = Service(
+        settings,
+        engine,
+        secret,
+        lambda: transport_from_settings(settings.delivery, settings.root),
+        scheduling=False,
+        watching=False,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    service.start()
+    click.echo("worker: sending batches as they come (Ctrl+C to stop)")
+    stop.wait()
+    service.stop()
 
 
 def run() -> None:
@@ -284,23 +351,14 @@ def _store(
     """A migrated engine and the secret key, or a clear message and exit 1."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from speakerfeed.config import Secrets
     from speakerfeed.preview import find_list
+    from speakerfeed.secret_key import load_secret_key
     from speakerfeed.store.engine import create_engine_for, upgrade
 
     settings = _load(ctx)
     if list_name is not None:
         find_list(settings, list_name)
-    secret = Secrets.from_env().secret_key.encode()
-    if need_secret and not secret:
-        raise ConfigError(
-            [
-                Problem(
-                    "SPEAKERFEED_SECRET_KEY",
-                    "not set: it is needed to match addresses against the suppression list",
-                )
-            ]
-        )
+    secret = load_secret_key(settings) if need_secret else b""
     engine = create_engine_for(settings)
     try:
         upgrade(engine)
@@ -445,21 +503,29 @@ def subscribers_add(
 @_LIST
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str, list_name: str) -> None:
-    """Unsubscribe EMAIL from LIST and add it to the suppression list (reason "unsubscribed")."""
+    """Unsubscribe EMAIL from LIST; leaving the last list also suppresses the address
+    (reason "unsubscribed"), as the readers' unsubscribe page does."""
+    from speakerfeed import subscriptions
     from speakerfeed.store import subscribers as repo
 
     address = _address(ctx, email)
+    editor = subscriptions.Visitor(ip="", user_agent="speakerfeed CLI")
     with _store(ctx, list_name) as (engine, secret), engine.begin() as conn:
         person = repo.find_by_email(conn, address)
-        consent = {"action": "unsubscribed", "form": "cli"}
-        changed = person is not None and repo.set_status(
-            conn, person.id, list_name, "unsubscribed", consent=consent
+        changed = person is not None and subscriptions.unsubscribe(
+            conn,
+            secret=secret,
+            subscriber_id=person.id,
+            list_name=list_name,
+            visitor=editor,
+            form="cli",
         )
-        repo.suppress(conn, repo.address_hash(secret, address), "unsubscribed")
-    if changed:
-        click.echo(f"{address}: unsubscribed from {list_name} and suppressed")
+        suppressed = repo.is_suppressed(conn, repo.address_hash(secret, address))
+    if not changed:
+        click.echo(f"{address}: not subscribed to {list_name}; nothing changed")
     else:
-        click.echo(f"{address}: not subscribed to {list_name}; suppressed all the same")
+        also = " and suppressed (no list left)" if suppressed else ""
+        click.echo(f"{address}: unsubscribed from {list_name}{also}")
 
 
 @subscribers.command("count")
@@ -502,3 +568,297 @@ def subscribers_erase(ctx: click.Context, email: str) -> None:
         click.echo(f"{address}: erased; only a suppressed hash of the address is kept")
     else:
         click.echo(f"{address}: nothing stored; its hash is suppressed all the same")
+
+
+# ----------------------------------------------------------------------------------------- send
+
+
+@contextmanager
+def _send_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """done/total, rate and ETA on a terminal; nothing elsewhere (logs say what happened)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    import time
+
+    started = time.monotonic()
+    state: dict[str, Any] = {}
+
+    def show(_: Any) -> str:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        return f"{state.get('done', 0) / elapsed:,.0f} msg/s"
+
+    def advance(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = click.progressbar(
+                length=max(total, 1),
+                label="sending",
+                file=sys.stderr,
+                show_pos=True,
+                show_eta=True,
+                item_show_func=show,
+            )
+            bar.__enter__()
+        state["done"] = done
+        bar.update(done - bar.pos, current_item=done)
+
+    try:
+        yield advance
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+
+
+def _print_report(report: Any) -> None:
+    counts = ", ".join(f"{n:,} {state}" for state, n in report.counts.items() if n) or "no rows"
+    click.echo(f"{report.send_id}: {report.state} ({counts})")
+    if report.note:
+        click.echo(f"  {report.note}")
+    if report.counts.get("unknown"):
+        click.secho(
+            f"  {report.counts['unknown']} unknown: they may or may not have arrived; "
+            f"`speakerfeed sends resume {report.send_id} --resend-unknown` sends them again",
+            fg="yellow",
+        )
+
+
+@main.command()
+@click.argument("list_name", metavar="LIST")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
+@click.option(
+    "--test-to",
+    metavar="EMAIL",
+    default=None,
+    help="Send one copy to EMAIL only (not recorded, nobody else gets it).",
+)
+@click.option(
+    "--now", is_flag=True, help="Send now, whatever the list's schedule says (the default)."
+)
+@click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def send(
+    ctx: click.Context,
+    list_name: str,
+    dry_run: bool,
+    test_to: str | None,
+    now: bool,
+    no_fetch: bool,
+    quiet: bool,
+) -> None:
+    """Send LIST's next digest to its confirmed subscribers, through the delivery ledger.
+
+    The digest is linted first (an error blocks it). Each recipient gets it once, even across
+    crashes and restarts; an interrupted send is carried on by `speakerfeed sends resume ID`.
+    """
+    from datetime import UTC, datetime
+
+    from speakerfeed import dispatch
+    from speakerfeed.models import Subscriber
+    from speakerfeed.preview import find_list, prepare
+    from speakerfeed.sending import open_send
+    from speakerfeed.store import subscribers as repo
+    from speakerfeed.transports.base import Outcome
+    from speakerfeed.transports.registry import transport_from_settings
+
+    settings = _load(ctx)
+    list_settings = find_list(settings, list_name)
+    moment = datetime.now(UTC)
+    if dry_run or test_to:
+        made = prepare(settings, list_settings, fetch_upstreams=not no_fetch, now=moment)
+        if made is None:
+            click.echo(f"{list_name}: no new articles since the last digest, so no digest.")
+            return
+        _findings(made)
+        rendered = made.rendered
+        click.echo(f"{rendered.digest.id}: {len(rendered.digest.articles)} articles")
+        click.echo(f"  subject: {rendered.subject}")
+        if dry_run:
+            with _store(ctx, list_name) as (engine, secret), engine.connect() as conn:
+                audience = sum(1 for _ in repo.iter_confirmed(conn, list_name, secret=secret))
+            click.echo(
+                f"  would go to {audience:,} confirmed subscribers "
+                f"through the {settings.delivery.transport} transport (dry run: nothing sent)"
+            )
+        if test_to:
+            from speakerfeed.messages.mime import MessageTemplate
+            from speakerfeed.secret_key import load_secret_key
+
+            address = _address(ctx, test_to)
+            template = MessageTemplate.build(
+                rendered, settings, list_settings, load_secret_key(settings)
+            )
+            batch = template.batch([Subscriber("test-send", address, "")])
+            with transport_from_settings(settings.delivery, settings.root) as transport:
+                (result,) = transport.send(batch)
+            click.echo(f"  test copy to {address}: {result.outcome.value} {result.detail}".rstrip())
+            if result.outcome is not Outcome.SENT:
+                ctx.exit(1)
+        if made.blocked:
+            ctx.exit(1)
+        return
+
+    # Made first: a missing password or API key is reported before anything is recorded.
+    transport = transport_from_settings(settings.delivery, settings.root)
+    with _store(ctx, list_name) as (engine, secret):
+        opened = open_send(
+            engine, settings, list_settings, now=moment, fetch_upstreams=not no_fetch
+        )
+        if opened.nothing_new:
+            click.echo(f"{list_name}: no new articles since the last digest, so no digest.")
+            return
+        if opened.blocked is not None:
+            _findings(opened.blocked)
+            click.secho("the digest is blocked by the lint above; nothing was sent", err=True)
+            ctx.exit(1)
+        send_id = opened.send_id or opened.unfinished
+        if opened.unfinished:
+            click.echo(f"{list_name}: carrying on with the unfinished send {send_id}")
+        with _send_progress(not quiet) as progress:
+            report = dispatch.run_send(
+                engine, settings, send_id, transport, secret=secret, progress=progress
+            )
+        _print_report(report)
+        if report.state in ("paused", "cancelled"):
+            ctx.exit(1)
+
+
+@main.group()
+def sends() -> None:
+    """The delivery ledger: list sends, show one, resume one."""
+
+
+@sends.command("list")
+@click.option("--limit", default=20, show_default=True, help="How many, newest first.")
+@click.pass_context
+def sends_list(ctx: click.Context, limit: int) -> None:
+    """The newest sends with their state."""
+    from speakerfeed.store import ledger
+
+    with _store(ctx, need_secret=False) as (engine, _), engine.connect() as conn:
+        rows = ledger.list_sends(conn, limit=limit)
+        if not rows:
+            click.echo("no sends yet")
+        for row in rows:
+            counts = ledger.counts(conn, str(row["id"]))
+            done = counts["sent"]
+            total = sum(counts.values())
+            created = row["created_at"]
+            assert hasattr(created, "isoformat")
+            click.echo(
+                f"{row['id']:32} {row['state']:10} {done:>9,}/{total:<9,} "
+                f"{created.isoformat(timespec='seconds')}"
+            )
+
+
+@sends.command("show")
+@click.argument("send_id", metavar="ID")
+@click.pass_context
+def sends_show(ctx: click.Context, send_id: str) -> None:
+    """One send: its counts per state and its commonest errors."""
+    from speakerfeed.store import ledger
+
+    with _store(ctx, need_secret=False) as (engine, _), engine.connect() as conn:
+        row = ledger.send_row(conn, send_id)
+        if row is None:
+            click.secho(f"error: no send with id {send_id!r}", err=True, fg="red")
+            ctx.exit(1)
+        assert row is not None
+        click.echo(f"{send_id}: {row['state']} (list {row['list_name']})")
+        click.echo(f"  subject: {row['subject']}")
+        click.echo(f"  scheduled {row['scheduled_at']}, created {row['created_at']}")
+        if row["finished_at"]:
+            click.echo(f"  finished {row['finished_at']}")
+        for state, number in ledger.counts(conn, send_id).items():
+            click.echo(f"  {state:8} {number:>10,}")
+        problems = ledger.errors(conn, send_id)
+        if problems:
+            click.echo("  errors:")
+            for detail, number in problems:
+                click.echo(f"  {number:>10,}  {detail or '(no detail)'}")
+
+
+@sends.command("resume")
+@click.argument("send_id", metavar="ID")
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="Also send the rows marked unknown again (some of them may get a second copy).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def sends_resume(ctx: click.Context, send_id: str, resend_unknown: bool, quiet: bool) -> None:
+    """Carry on with an interrupted or paused send: its pending rows only."""
+    from speakerfeed import dispatch
+    from speakerfeed.transports.registry import transport_from_settings
+
+    settings = _load(ctx)
+    transport = transport_from_settings(settings.delivery, settings.root)
+    with _store(ctx) as (engine, secret):
+        try:
+            again = dispatch.resume(engine, send_id, resend_unknown=resend_unknown)
+        except LookupError as exc:
+            click.secho(f"error: {exc.args[0]}", err=True, fg="red")
+            ctx.exit(1)
+        if again:
+            click.echo(f"{again} unknown rows will be sent again")
+        with _send_progress(not quiet) as progress:
+            report = dispatch.run_send(
+                engine, settings, send_id, transport, secret=secret, progress=progress
+            )
+        _print_report(report)
+        if report.state in ("paused", "cancelled"):
+            ctx.exit(1)
+
+
+# ------------------------------------------------------------------------------------- schedule
+
+
+@main.group("schedule")
+def schedule_group() -> None:
+    """The lists' digest schedules: list them, pause or resume one."""
+
+
+@schedule_group.command("list")
+@click.pass_context
+def schedule_list(ctx: click.Context) -> None:
+    """Each list's job, its crontab and its next run in the list's own time zone."""
+    from speakerfeed.schedule import planned_runs
+
+    settings = _load(ctx)
+    with _store(ctx, need_secret=False) as (engine, _):
+        runs = planned_runs(settings, engine)
+    if not runs:
+        click.echo("no [[lists]] in the configuration: nothing is scheduled")
+    for run_ in runs:
+        when = run_.next_run.strftime("%a %d %b %Y %H:%M %Z") if run_.next_run else "never"
+        state = "paused" if run_.paused else f"next: {when}"
+        click.echo(f"{run_.job:28} {run_.schedule:16} {run_.zone:20} {state}")
+
+
+def _pause(ctx: click.Context, list_name: str, paused: bool) -> None:
+    from speakerfeed.preview import find_list
+    from speakerfeed.schedule import set_paused
+
+    settings = _load(ctx)
+    find_list(settings, list_name)
+    with _store(ctx, need_secret=False) as (engine, _):
+        set_paused(engine, list_name, paused)
+    click.echo(f"{list_name}: scheduled digests {'paused' if paused else 'resumed'}")
+
+
+@schedule_group.command("pause")
+@click.argument("list_name", metavar="LIST")
+@click.pass_context
+def schedule_pause(ctx: click.Context, list_name: str) -> None:
+    """Stop LIST's scheduled digests until `schedule resume` (takes effect at once)."""
+    _pause(ctx, list_name, True)
+
+
+@schedule_group.command("resume")
+@click.argument("list_name", metavar="LIST")
+@click.pass_context
+def schedule_resume(ctx: click.Context, list_name: str) -> None:
+    """Let LIST's scheduled digests go out again, from the next scheduled time."""
+    _pause(ctx, list_name, False)

@@ -11,6 +11,7 @@ import difflib
 import email.utils
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from pydantic import (
 )
 
 from speakerfeed.errors import ConfigError, Problem
+from speakerfeed.transports.settings import DeliverySettings
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_PATH_ENV = "SPEAKERFEED_CONFIG"
@@ -231,6 +233,19 @@ class EmailSettings(_Section):
         return _http_url(value).rstrip("/") if value else value
 
 
+_CADENCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,15}")
+
+
+def _crontab_line(value: str) -> str:
+    from speakerfeed.crontab import crontab_trigger
+
+    try:
+        crontab_trigger(value, "UTC")
+    except ValueError as exc:
+        raise ValueError(f"expected a crontab line such as '0 7 * * *': {exc}") from None
+    return value
+
+
 class ListSettings(_Section):
     name: str = Field(
         min_length=1,
@@ -250,20 +265,35 @@ class ListSettings(_Section):
         description="Subject line: a Jinja2 template with `list`, `articles` and `date`.",
     )
     schedule: str = Field(
-        "0 7 * * *", description="When the digest goes out: a crontab line (min hour dom mon dow)."
+        "0 7 * * *",
+        description="When the digest goes out: a crontab line (min hour dom mon dow; 0 or 7 is "
+        "Sunday), or six fields with seconds first.",
     )
     timezone: str = Field("", description="Time zone of the schedule [default: site.timezone].")
     send_when_empty: bool = Field(False, description="Send even when no article is new.")
+    cadences: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other schedules a reader may choose on the preferences page, by name, e.g. "
+        '{ weekly = "0 7 * * 1" }: each gets its own digest of what is new since its last one.',
+    )
 
     @field_validator("schedule")
     @classmethod
     def _crontab(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        return _crontab_line(value)
 
-        try:
-            CronTrigger.from_crontab(value)
-        except ValueError as exc:
-            raise ValueError(f"expected a crontab line such as '0 7 * * *': {exc}") from None
+    @field_validator("cadences")
+    @classmethod
+    def _cadences(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, line in value.items():
+            if not _CADENCE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"cadence name {name!r}: expected lower-case letters, digits and - (at most 16)"
+                )
+            try:
+                _crontab_line(line)
+            except ValueError as exc:
+                raise ValueError(f"cadence {name!r}: {exc}") from None
         return value
 
     @field_validator("timezone")
@@ -285,6 +315,93 @@ class ListSettings(_Section):
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", min_length=1, description="Address `serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on.")
+    trusted_proxies: Strings = Field(
+        (),
+        description="Addresses of reverse proxies whose X-Forwarded-For is believed, e.g. "
+        '["127.0.0.1"] behind nginx on the same machine [default: none, the peer is the client].',
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"expected IP addresses or networks, got {item!r}") from None
+        return value
+
+
+class SignupSettings(_Section):
+    confirm_link_hours: int = Field(
+        48, ge=1, le=24 * 30, description="How long the link in a confirmation email works."
+    )
+    per_ip: int = Field(
+        10, ge=1, description="Sign-ups accepted from one IP address per window; then 429."
+    )
+    per_ip_window_minutes: int = Field(
+        10, ge=1, le=24 * 60, description="The window of `per_ip`, in minutes."
+    )
+    per_address: int = Field(
+        1, ge=1, description="Emails (confirmations, links) sent to one address per window."
+    )
+    per_address_window_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="The window of `per_address`, in minutes."
+    )
+
+
+class SendingSettings(_Section):
+    batch_size: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Recipients claimed and handed to the transport at a time (SendGrid takes "
+        "1,000 per request and sends several requests of a batch at once).",
+    )
+    messages_per_second: float = Field(
+        0.0, ge=0, description="Average sending rate at most; 0: as fast as the transport goes."
+    )
+    max_errors: int = Field(
+        1000, ge=0, description="Failed or deferred messages after which a send pauses; 0: never."
+    )
+    max_lateness_minutes: float = Field(
+        180,
+        gt=0,
+        description="A send that would start this long after its scheduled time is cancelled.",
+    )
+    claim_lease_seconds: int = Field(
+        600,
+        ge=10,
+        description="A batch in flight this long belongs to a sender that stopped: its rows "
+        "become unknown (never resent automatically).",
+    )
+
+
+class ScheduleSettings(_Section):
+    refresh_minutes: int = Field(
+        10, ge=1, le=24 * 60, description="How often `serve` refreshes the sources and rebuilds."
+    )
+    watch_articles: bool = Field(
+        True, description="Also rebuild as soon as a file in the articles folder changes."
+    )
+    leader_check_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How often a `serve` process checks whether it should run the scheduler "
+        "(one process does; another takes over within this time when it stops).",
+    )
+    send_poll_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often each process looks for send batches to work on."
+    )
+
+
+class WebhookSettings(_Section):
+    sendgrid_public_key: str = Field(
+        "",
+        description="The Event Webhook's verification key (base64, from SendGrid's mail settings); "
+        "empty: /webhooks/sendgrid is not served.",
+    )
 
 
 class StoreSettings(_Section):
@@ -320,6 +437,11 @@ class Settings(_Section):
     email: EmailSettings = EmailSettings()
     lists: Annotated[tuple[ListSettings, ...], BeforeValidator(_list_to_tuple)] = ()
     store: StoreSettings = StoreSettings()
+    signup: SignupSettings = SignupSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    sending: SendingSettings = SendingSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     # Where the file was read from; paths in [build] are relative to its folder.
     root: Path = Field(Path(), exclude=True)
 
@@ -464,7 +586,8 @@ def _toml_error_line(message: str) -> int | None:
 
 
 def settings_reference() -> list[tuple[str, str, str]]:
-    """(key path, default, help) for every setting: the README's reference is checked against it."""
+    """(key path, default, help) for every setting: the README's reference is checked against it.
+    A sub-table such as [delivery.smtp] is listed under its own heading."""
     rows: list[tuple[str, str, str]] = []
     for section_name, section_field in Settings.model_fields.items():
         if section_field.exclude:
@@ -474,8 +597,22 @@ def settings_reference() -> list[tuple[str, str, str]]:
         model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else annotation
         assert isinstance(model, type)
         assert issubclass(model, BaseModel)
-        prefix = f"[[{section_name}]]" if inner is not annotation else f"[{section_name}]"
-        for name, f in model.model_fields.items():
-            default = "(required)" if f.is_required() else repr(f.default)
-            rows.append((f"{prefix} {name}", default, f.description or ""))
+        heading = f"[[{section_name}]]" if inner is not annotation else f"[{section_name}]"
+        rows += _model_rows(model, heading, section_name)
+    return rows
+
+
+def _model_rows(model: type[BaseModel], heading: str, path: str) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    nested: list[tuple[str, type[BaseModel]]] = []
+    for name, f in model.model_fields.items():
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+            nested.append((name, f.annotation))
+            continue
+        default = (
+            "(required)" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        )
+        rows.append((f"{heading} {name}", default, f.description or ""))
+    for name, sub_model in nested:
+        rows += _model_rows(sub_model, f"[{path}.{name}]", f"{path}.{name}")
     return rows

@@ -7,6 +7,8 @@
     ├── ArticleError           one article could not be read (path, line, what was expected)
     ├── HeaderError            a value cannot go into an email header (messages.headers)
     ├── MessageError           a digest cannot become a message (messages.mime)
+    ├── TransportError         a transport cannot work at all: a missing secret, a bad setting
+    ├── WebhookError           a webhook delivery refused: bad signature, stale, malformed
     └── FetchError             an upstream feed could not be fetched safely
         ├── BlockedAddressError    a hop resolved to a private, loopback or link-local address
         ├── SchemeNotAllowedError  a URL (or redirect) that is not http or https

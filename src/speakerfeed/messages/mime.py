@@ -1,31 +1,33 @@
 """A rendered digest as a MIME message template, filled in per subscriber as bytes.
 
 Everything the subscribers share is encoded once, in ``MessageTemplate.build``: the headers, and
-both body parts as quoted-printable bytes split at the markers of speakerfeed.render.placeholders.
-``personalise`` then only signs two tokens, encodes the few per-subscriber values (the name and
-two URLs) and joins bytes: no email-package object, template engine or MJML per subscriber.
+the body (speakerfeed.messages.body: both parts as quoted-printable bytes split at the markers of
+speakerfeed.render.placeholders). ``personalise`` then only signs two tokens, encodes the few
+per-subscriber values (the name and two URLs) and joins bytes: no email-package object, template
+engine or MJML per subscriber.
 
-The message is ``multipart/alternative``: text/plain first, then text/html (the last part is the
-preferred one), both UTF-8 and quoted-printable, with CRLF line endings throughout (SMTP's, so
-the bytes go to the server as they are). Quoted-printable keeps every body line within 76
-characters whatever is filled in: each value is encoded starting at the column where it lands,
-and a soft line break goes in wherever a value or the text after it would run past the limit.
+``batch`` gives the same digest as a transport ``Batch`` instead (the shared parts, and per
+subscriber a ``Recipient`` with the values and headers), so it can go through any transport:
+SMTP and the outbox fill the markers in the same way, SendGrid has them substituted.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 from urllib.parse import quote, urlsplit
 
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.errors import SpeakerfeedError
 from speakerfeed.messages import tokens
+from speakerfeed.messages.body import MimeBody
+from speakerfeed.messages.fields import display_name, mailbox
 from speakerfeed.messages.headers import (
     HeaderError,
     address_header,
@@ -36,99 +38,22 @@ from speakerfeed.messages.headers import (
 )
 from speakerfeed.models import RenderedDigest, Subscriber
 from speakerfeed.render import placeholders
+from speakerfeed.transports.base import Batch, Recipient
 
 MAX_SUBSCRIBER_ID_BYTES = 200  # keeps the links, and so the List-Unsubscribe lines, bounded
 MAX_NAME_CHARS = 200  # a longer "name" is abuse, not a name
 MAX_APP_URL = 600  # with the longest token (about 290 characters), still far below 998
 
-_QP_WIDTH = 75  # characters before a soft line break's "=": lines stay within 76 (RFC 2045 6.7)
-_SOFT_BREAK = b"=\r\n"
-# Where each marker's value sits in the values passed to _PartTemplate.fill.
-_NAME, _UNSUBSCRIBE, _PREFERENCES = 0, 1, 2
-_MARKERS = {
-    placeholders.NAME: _NAME,
-    placeholders.UNSUBSCRIBE_URL: _UNSUBSCRIBE,
-    placeholders.PREFERENCES_URL: _PREFERENCES,
-}
-_MARKER_SPLIT = re.compile("(" + "|".join(map(re.escape, _MARKERS)) + ")")
-# Quoted-printable: printable ASCII other than "=" stands for itself, and so do space and tab
-# except at the end of a line (RFC 2045 6.7 rule 3); every other byte is "=XX".
-_QP = [bytes([b]) if 33 <= b <= 126 and b != 61 else b"=%02X" % b for b in range(256)]
-_QP[9], _QP[32] = b"\t", b" "
-_QP_AT_LINE_END = {b"\t": b"=09", b" ": b"=20"}
-# A value that is its own quoted-printable form: no "=", no byte outside printable ASCII, and
-# no space at the end.
-_PLAIN_VALUE = re.compile(rb"(?:[ !-<>-~]*[!-<>-~])?")
+LIST_UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"  # RFC 8058
 _MSGID_MAX = 36  # characters of a subscriber id kept in a Message-ID (a UUID fits)
 _MSGID_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 _URL_BASE = re.compile(r"[!#-;=?-~]+")  # printable ASCII without space, '"', '<' or '>'
 _LIST_NAMESPACE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_URLS = frozenset({placeholders.UNSUBSCRIBE_URL, placeholders.PREFERENCES_URL})
 
 
 class MessageError(SpeakerfeedError):
     """The digest cannot be turned into messages: the message says which setting to fix."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    """Quoted-printable bytes of the text between two markers, encoded from column 0."""
-
-    data: bytes
-    first: int  # length of its first line
-    last: int  # length of its last line
-    multiline: bool
-
-    @classmethod
-    def encode(cls, text: str, *, ends_line: bool) -> _Segment:
-        """``ends_line``: a line break or the end of the part may follow the text (when the name
-        after it is empty), so a space or tab at its end must be encoded."""
-        lines = text.split("\n")
-        encoded = []
-        for number, line in enumerate(lines):
-            at_end = ends_line or number < len(lines) - 1
-            encoded.append(_wrap(_qp_tokens(line.encode(), at_end), 0)[0])
-        data = b"\r\n".join(encoded)
-        first_end, last_start = data.find(b"\r\n"), data.rfind(b"\r\n")
-        if first_end < 0:
-            return cls(data, len(data), len(data), multiline=False)
-        return cls(data, first_end, len(data) - last_start - 2, multiline=True)
-
-
-@dataclass(frozen=True, slots=True)
-class _PartTemplate:
-    """One body part as quoted-printable segments with a marker (or -1 at the end) after each."""
-
-    segments: tuple[_Segment, ...]
-    markers: tuple[int, ...]
-
-    @classmethod
-    def encode(cls, text: str) -> _PartTemplate:
-        pieces = _MARKER_SPLIT.split(text.replace("\r\n", "\n").replace("\r", "\n"))
-        texts, found = pieces[0::2], [_MARKERS[m] for m in pieces[1::2]]
-        markers = (*found, -1)
-        segments = []
-        following = ""  # the first character after each text, "" at the end of the part
-        for text_piece, marker in zip(reversed(texts), reversed(markers), strict=True):
-            if marker in (_UNSUBSCRIBE, _PREFERENCES):
-                following = "h"  # a URL, never empty; only the name can be
-            segments.append(_Segment.encode(text_piece, ends_line=following in ("", "\n")))
-            following = text_piece[:1] or following
-        return cls(tuple(reversed(segments)), markers)
-
-    def fill(self, values: Sequence[bytes], out: list[bytes]) -> None:
-        """Append the part's bytes with ``values`` (name, unsubscribe URL, preferences URL) in
-        place of the markers."""
-        column = 0
-        for segment, marker in zip(self.segments, self.markers, strict=True):
-            if segment.data:
-                if column + segment.first > _QP_WIDTH:
-                    out.append(_SOFT_BREAK)
-                    column = 0
-                out.append(segment.data)
-                column = segment.last if segment.multiline else column + segment.first
-            if marker >= 0:
-                encoded, column = _encode_value(values[marker], column)
-                out.append(encoded)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -137,6 +62,7 @@ class MessageTemplate:
 
     list_name: str
     secret_key: bytes
+    signer: tokens.Signer  # the unsubscribe and preferences tokens, keyed once
     digest_msgid: str
     msgid_domain: str
     unsubscribe_base: str  # URL up to the token
@@ -147,11 +73,15 @@ class MessageTemplate:
     head: bytes  # From
     after_to: bytes  # Subject, Date
     after_message_id: bytes  # Reply-To, List-Id
-    after_list_unsubscribe: bytes  # List-Unsubscribe-Post, MIME headers, the text part's head
-    text: _PartTemplate
-    between_parts: bytes
-    html: _PartTemplate
-    tail: bytes
+    after_list_unsubscribe: bytes  # List-Unsubscribe-Post
+    body: MimeBody
+    # What ``batch`` hands a transport, which encodes (or has the provider encode) it itself.
+    sender: str  # From as configured
+    reply_to: str
+    subject: str  # cleaned
+    list_id: str  # the List-Id header's value, unencoded
+    text: str  # the rendered parts, with markers
+    html: str
 
     @classmethod
     def build(
@@ -178,12 +108,13 @@ class MessageTemplate:
         app_url = settings.app_url
         if len(app_url) > MAX_APP_URL:  # a link must fit in a List-Unsubscribe line (998)
             raise MessageError(f"email.app_url is over {MAX_APP_URL} characters: {app_url[:60]}…")
-        if not _URL_BASE.fullmatch(app_url):
+        if not _URL_BASE.fullmatch(app_url) or "=?" in app_url:
             raise MessageError(
                 f"email.app_url: {app_url!r} cannot go into a header: use an ASCII URL "
-                "(punycode host, percent-encoded path) without spaces, quotes or angle brackets"
+                "(punycode host, percent-encoded path) without spaces, quotes, angle brackets "
+                "or '=?'"
             )
-        from_name, from_address = _mailbox(email.from_address, field="From")
+        from_name, from_address = mailbox(email.from_address, field="From")
         head = address_header("From", from_name, from_address)
 
         subject = safe_header_value(rendered.subject, field="Subject", clean=True)
@@ -192,29 +123,25 @@ class MessageTemplate:
 
         after_message_id = ""
         if email.reply_to:
-            reply_name, reply_address = _mailbox(email.reply_to, field="Reply-To")
+            reply_name, reply_address = mailbox(email.reply_to, field="Reply-To")
             after_message_id += address_header("Reply-To", reply_name, reply_address)
         host = urlsplit(settings.site.url).hostname or ""
         if not _LIST_NAMESPACE.fullmatch(host):
             raise HeaderError("List-Id", f"site.url host {host!r} cannot name a list")
         title = safe_header_value(list_settings.title, field="List-Id", clean=True)
-        after_message_id += list_id_header(title, f"{list_settings.name}.{host}")
+        list_namespace = f"{list_settings.name}.{host}"
+        after_message_id += list_id_header(title, list_namespace)
 
         mailto = ""
         if email.unsubscribe_mailto:
-            mailto = _mailbox(email.unsubscribe_mailto, field="List-Unsubscribe")[1]
-        boundary = "=_" + secrets.token_hex(16)  # "=_" never occurs in quoted-printable text
-        after_list_unsubscribe = (
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            "MIME-Version: 1.0\r\n"
-            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
-            "\r\n" + _part_head(boundary, "text/plain")
-        )
-        unsubscribe_base = f"{app_url}/unsubscribe/"
-        preferences_base = f"{app_url}/preferences/"
+            mailto = mailbox(email.unsubscribe_mailto, field="List-Unsubscribe")[1]
+        # The list is in the path: a token is bound to one list, and the page must know which.
+        unsubscribe_base = f"{app_url}/unsubscribe/{list_settings.name}/"
+        preferences_base = f"{app_url}/preferences/{list_settings.name}/"
         return cls(
             list_name=list_settings.name,
             secret_key=secret_key,
+            signer=tokens.Signer(secret_key, list_settings.name, ("unsubscribe", "preferences")),
             digest_msgid=_msgid_atom(rendered.digest.id, limit=64),
             msgid_domain=from_address.rpartition("@")[2],
             unsubscribe_base=unsubscribe_base,
@@ -225,11 +152,14 @@ class MessageTemplate:
             head=head.encode("ascii"),
             after_to=after_to.encode("ascii"),
             after_message_id=after_message_id.encode("ascii"),
-            after_list_unsubscribe=after_list_unsubscribe.encode("ascii"),
-            text=_PartTemplate.encode(rendered.text),
-            between_parts=("\r\n" + _part_head(boundary, "text/html")).encode("ascii"),
-            html=_PartTemplate.encode(rendered.html),
-            tail=f"\r\n--{boundary}--\r\n".encode("ascii"),
+            after_list_unsubscribe=f"List-Unsubscribe-Post: {LIST_UNSUBSCRIBE_POST}\r\n".encode(),
+            body=MimeBody.encode(rendered.text, rendered.html, never_empty=_URLS),
+            sender=email.from_address,
+            reply_to=email.reply_to,
+            subject=subject,
+            list_id=f"{_quoted(title)} <{list_namespace}>",
+            text=rendered.text,
+            html=rendered.html,
         )
 
     def __repr__(self) -> str:  # never the secret key, nor 50 KB of body
@@ -239,50 +169,27 @@ class MessageTemplate:
         """The complete message for ``subscriber``, CRLF line endings. HeaderError when the
         subscriber's address or id cannot go into a header safely."""
         address = safe_address(subscriber.email, field="To")
-        subscriber_id = subscriber.id
-        if not 0 < len(subscriber_id.encode()) <= MAX_SUBSCRIBER_ID_BYTES:
-            raise HeaderError(
-                "List-Unsubscribe",
-                f"subscriber id must be 1 to {MAX_SUBSCRIBER_ID_BYTES} bytes, "
-                f"got {len(subscriber_id.encode())}",
-            )
-        name = safe_header_value(subscriber.name, field="To", clean=True)[:MAX_NAME_CHARS].rstrip()
-        key, list_name = self.secret_key, self.list_name
-        unsubscribe = tokens.sign(key, "unsubscribe", subscriber_id, list_name)
-        preferences = tokens.sign(key, "preferences", subscriber_id, list_name)
-
+        subscriber_id = _checked_id(subscriber.id)
+        name = display_name(subscriber.name, MAX_NAME_CHARS)
+        unsubscribe, preferences = self._tokens(subscriber_id)
         unsubscribe_url = self.unsubscribe_base + unsubscribe
-        list_unsubscribe = f"List-Unsubscribe: <{unsubscribe_url}>"
-        if self.unsubscribe_mailto:
-            list_unsubscribe += (
-                f",\r\n <mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{unsubscribe}>"
-            )
-        # Not folded even when over 78 characters (only a SHOULD): some programs keep the folding
-        # space as part of the id. Its parts are bounded, so the line stays far below 998.
-        message_id = (
-            f"<{self.digest_msgid}.{_msgid_atom(subscriber_id, limit=_MSGID_MAX)}"
-            f".{secrets.token_urlsafe(9)}@{self.msgid_domain}>"
-        )
+        list_unsubscribe = self._list_unsubscribe(unsubscribe_url, unsubscribe, ",\r\n ")
         out = [
             self.head,
             address_header("To", name, address).encode("ascii"),
             self.after_to,
-            f"Message-ID: {message_id}\r\n".encode("ascii"),
+            f"Message-ID: {self._message_id(subscriber_id, secrets.token_urlsafe(9))}\r\n".encode(),
             self.after_message_id,
-            f"{list_unsubscribe}\r\n".encode("ascii"),
+            f"List-Unsubscribe: {list_unsubscribe}\r\n".encode("ascii"),
             self.after_list_unsubscribe,
         ]
-        self.text.fill(
+        # Tokens are URL-safe base64 and "." (nothing to escape in HTML); the bases are escaped.
+        self.body.fill(
             (
                 f" {name}".encode() if name else b"",
                 unsubscribe_url.encode(),
                 (self.preferences_base + preferences).encode(),
             ),
-            out,
-        )
-        out.append(self.between_parts)
-        # Tokens are URL-safe base64 and "." (nothing to escape in HTML); the bases are escaped.
-        self.html.fill(
             (
                 f" {html.escape(name)}".encode() if name else b"",
                 (self.unsubscribe_base_html + unsubscribe).encode(),
@@ -290,7 +197,6 @@ class MessageTemplate:
             ),
             out,
         )
-        out.append(self.tail)
         return b"".join(out)
 
     def personalise_many(self, subscribers: Iterable[Subscriber]) -> Iterator[bytes]:
@@ -300,21 +206,89 @@ class MessageTemplate:
         for subscriber in subscribers:
             yield personalise(subscriber)
 
+    def recipient(self, subscriber: Subscriber) -> Recipient:
+        """``subscriber`` as a transport Recipient: key (the subscriber id), address, name, the
+        values for the markers (plain text: transports escape them for HTML) and the
+        Message-ID and List-Unsubscribe headers. HeaderError for an id that cannot go into a
+        link; the address is checked by the transport, which reports it as that recipient's
+        failure."""
+        return self._recipient(subscriber, secrets.token_urlsafe(9))
 
-def _mailbox(value: str, *, field: str) -> tuple[str, str]:
-    """(display name, address) of a configured "Name <address>", each checked for a header."""
-    safe_header_value(value, field=field)
-    name, address = parseaddr(value)
-    return safe_header_value(name, field=field), safe_address(address, field=field)
+    def _recipient(self, subscriber: Subscriber, random_part: str) -> Recipient:
+        subscriber_id = _checked_id(subscriber.id)
+        name = display_name(subscriber.name, MAX_NAME_CHARS)
+        unsubscribe, preferences = self._tokens(subscriber_id)
+        unsubscribe_url = self.unsubscribe_base + unsubscribe
+        return Recipient(
+            key=subscriber_id,
+            address=subscriber.email,
+            name=name,
+            values={
+                placeholders.NAME: f" {name}" if name else "",
+                placeholders.UNSUBSCRIBE_URL: unsubscribe_url,
+                placeholders.PREFERENCES_URL: self.preferences_base + preferences,
+            },
+            headers=(
+                ("Message-ID", self._message_id(subscriber_id, random_part)),
+                ("List-Unsubscribe", self._list_unsubscribe(unsubscribe_url, unsubscribe, ", ")),
+            ),
+        )
+
+    def batch(self, subscribers: Iterable[Subscriber]) -> Batch:
+        """The digest for ``subscribers`` as one transport Batch. Every recipient is held in
+        memory: pass a slice of a large list, e.g. 10,000 (10 SendGrid requests, sent
+        concurrently; about 1 KB each)."""
+        subscribers = list(subscribers)
+        recipients = map(self._recipient, subscribers, _random_parts(len(subscribers)))
+        return Batch(
+            sender=self.sender,
+            subject=self.subject,
+            text=self.text,
+            html=self.html,
+            recipients=tuple(recipients),
+            reply_to=self.reply_to,
+            headers=(("List-Id", self.list_id), ("List-Unsubscribe-Post", LIST_UNSUBSCRIBE_POST)),
+            category=self.list_name,
+        )
+
+    def _tokens(self, subscriber_id: str) -> tuple[str, ...]:
+        return self.signer.sign(subscriber_id)  # (unsubscribe, preferences)
+
+    def _message_id(self, subscriber_id: str, random_part: str) -> str:
+        # Not folded even when over 78 characters (only a SHOULD): some programs keep the folding
+        # space as part of the id. Its parts are bounded, so the line stays far below 998.
+        return (
+            f"<{self.digest_msgid}.{_msgid_atom(subscriber_id, limit=_MSGID_MAX)}"
+            f".{random_part}@{self.msgid_domain}>"
+        )
+
+    def _list_unsubscribe(self, url: str, token: str, separator: str) -> str:
+        value = f"<{url}>"
+        if self.unsubscribe_mailto:
+            value += f"{separator}<mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}>"
+        return value
 
 
-def _part_head(boundary: str, content_type: str) -> str:
-    return (
-        f"--{boundary}\r\n"
-        f"Content-Type: {content_type}; charset=utf-8\r\n"
-        "Content-Transfer-Encoding: quoted-printable\r\n"
-        "\r\n"
-    )
+def _checked_id(subscriber_id: str) -> str:
+    if not 0 < len(subscriber_id.encode()) <= MAX_SUBSCRIBER_ID_BYTES:
+        raise HeaderError(
+            "List-Unsubscribe",
+            f"subscriber id must be 1 to {MAX_SUBSCRIBER_ID_BYTES} bytes, "
+            f"got {len(subscriber_id.encode())}",
+        )
+    return subscriber_id
+
+
+def _random_parts(count: int) -> list[str]:
+    """``count`` strings as ``secrets.token_urlsafe(9)`` makes (72 random bits, 12 characters),
+    from one read of the system's random source instead of one each."""
+    text = base64.urlsafe_b64encode(secrets.token_bytes(9 * count)).decode()
+    return [text[start : start + 12] for start in range(0, 12 * count, 12)]
+
+
+def _quoted(text: str) -> str:
+    """``text`` as an RFC 5322 quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _msgid_atom(opaque: str, *, limit: int) -> str:
@@ -323,36 +297,3 @@ def _msgid_atom(opaque: str, *, limit: int) -> str:
     if _MSGID_PLAIN.fullmatch(opaque) and len(opaque) <= limit:
         return opaque
     return quote(opaque, safe="").replace(".", "%2E").replace("~", "%7E")[:limit] or "-"
-
-
-def _qp_tokens(data: bytes, at_line_end: bool) -> list[bytes]:
-    encoded = [_QP[byte] for byte in data]
-    if at_line_end and encoded and encoded[-1] in _QP_AT_LINE_END:
-        encoded[-1] = _QP_AT_LINE_END[encoded[-1]]
-    return encoded
-
-
-def _wrap(encoded: list[bytes], column: int) -> tuple[bytes, int]:
-    """Quoted-printable tokens from ``column`` on, with a soft line break before any token that
-    would pass the width; the bytes and the column where they end."""
-    out = []
-    for token in encoded:
-        if column + len(token) > _QP_WIDTH:
-            out.append(_SOFT_BREAK)
-            column = 0
-        out.append(token)
-        column += len(token)
-    return b"".join(out), column
-
-
-def _encode_value(value: bytes, column: int) -> tuple[bytes, int]:
-    """A per-subscriber value (one line, no line break) as quoted-printable from ``column``."""
-    if not _PLAIN_VALUE.fullmatch(value):
-        return _wrap(_qp_tokens(value, at_line_end=True), column)
-    if column + len(value) <= _QP_WIDTH:
-        return value, column + len(value)
-    # Already its own encoding (a URL, an ASCII name): cut it into lines by slicing.
-    room = _QP_WIDTH - column
-    lines = [value[:room]]
-    lines += [value[start : start + _QP_WIDTH] for start in range(room, len(value), _QP_WIDTH)]
-    return _SOFT_BREAK.join(lines), len(lines[-1])

@@ -7,6 +7,11 @@ purpose or one list is worthless for another, and nothing needs storing on the s
 
 The MAC is HMAC-SHA256 truncated to 128 bits: RFC 2104 (section 5) allows truncating to half the
 hash output, and it keeps the links (and the List-Unsubscribe header) short.
+
+``Signer`` makes the same tokens as ``sign`` for one list, many times over (two per recipient of
+a send): the checks are done once, and the HMAC is keyed and fed the purpose and list once per
+purpose, then copied per token, which takes less than half the time of ``hmac.digest`` (that
+sets the key up every time).
 """
 
 from __future__ import annotations
@@ -39,6 +44,35 @@ def sign(
     payload = f"{'' if expires is None else expires}.{subscriber_id}".encode()
     mac = hmac.digest(secret, _signed(purpose, list_name, payload), "sha256")[:_MAC_BYTES]
     return f"{_encode(payload)}.{_encode(mac)}"
+
+
+class Signer:
+    """Never-expiring tokens for one secret key and list, one per purpose, as ``sign`` makes."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, secret: bytes, list_name: str, purposes: tuple[str, ...]) -> None:
+        for purpose in purposes:
+            _check(secret, purpose, list_name)
+        self._keyed = tuple(
+            hmac.new(secret, _signed(purpose, list_name, b""), "sha256") for purpose in purposes
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"<Signer of {len(self._keyed)} purposes>"
+
+    def sign(self, subscriber_id: str) -> tuple[str, ...]:
+        """A token per purpose (in the order given) for ``subscriber_id``."""
+        if not subscriber_id:
+            raise ValueError("a token needs a subscriber id")
+        payload = f".{subscriber_id}".encode()  # no expiry: nothing before the "."
+        encoded = _encode(payload) + "."
+        tokens = []
+        for keyed in self._keyed:
+            mac = keyed.copy()
+            mac.update(payload)
+            tokens.append(encoded + _encode(mac.digest()[:_MAC_BYTES]))
+        return tuple(tokens)
 
 
 def verify(

@@ -24,6 +24,7 @@ import functools
 import operator
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,17 @@ __all__ = [
     "MJML_COMPILATIONS",
     "TEXT_TEMPLATE",
     "TEXT_WIDTH",
+    "RenderedMail",
     "mjml_compilations",
+    "render_confirmation",
     "render_digest",
     "render_subject",
 ]
 
 HTML_TEMPLATE = "email/digest.mjml.j2"
 TEXT_TEMPLATE = "email/digest.txt.j2"
+CONFIRM_HTML_TEMPLATE = "email/confirm.mjml.j2"
+CONFIRM_TEXT_TEMPLATE = "email/confirm.txt.j2"
 TEXT_WIDTH = 72
 PREHEADER_CHARS = 140  # about what the widest inbox list shows
 # MJML takes only whole elements in mj-raw, so base.mjml.j2 marks where <main> opens and closes.
@@ -271,3 +276,43 @@ class _SubjectSandbox(SandboxedEnvironment):
 @functools.cache
 def _subject_environment() -> SandboxedEnvironment:
     return _SubjectSandbox(autoescape=False, undefined=jinja2.StrictUndefined)
+
+
+# ---------------------------------------------------------------------------------- confirmation
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMail:
+    subject: str
+    html: str
+    text: str
+
+
+def render_confirmation(
+    settings: Settings,
+    list_settings: ListSettings,
+    confirm_url: str,
+    *,
+    templates_dir: Path | None = None,
+) -> RenderedMail:
+    """The double opt-in email for ``list_settings`` with its signed ``confirm_url``."""
+    environment = _environment(_folder(templates_dir))
+    subject = f"Confirm your subscription to {list_settings.title}"
+    language = settings.site.language
+    context = {
+        "lang": language,
+        "dir": text_direction(language),
+        "title": subject,
+        "preheader": f"One click and you will receive {list_settings.title}.",
+        "site_title": settings.site.title,
+        "site_url": settings.site.url + "/",
+        "list_title": list_settings.title,
+        "list_description": list_settings.description,
+        "confirm_url": confirm_url,
+        "hours": settings.signup.confirm_link_hours,
+        "postal_address": settings.email.postal_address,
+    }
+    source = environment.get_template(CONFIRM_HTML_TEMPLATE).render(context)
+    html = _with_main_landmark(_compile(source))
+    text = environment.get_template(CONFIRM_TEXT_TEMPLATE).render(context).rstrip("\n") + "\n"
+    return RenderedMail(subject=subject, html=html, text=text)

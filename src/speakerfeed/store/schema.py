@@ -141,3 +141,74 @@ webhook_events = Table(
     Column("event_id", String(100), primary_key=True),
     Column("received_at", UTCDateTime, nullable=False),
 )
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    # "<kind>:<HMAC of the IP or address>": a counter never stores who it counts.
+    Column("bucket", String(80), primary_key=True),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("hits", Integer, nullable=False),
+)
+
+SEND_STATES = ("sending", "paused", "done", "cancelled")
+DELIVERY_STATES = ("pending", "sending", "sent", "failed", "unknown", "skipped")
+
+sends = Table(
+    "sends",
+    metadata,
+    # The digest's id plus its cadence, e.g. "daily-2026-11-24-0700" or "...~weekly".
+    Column("id", String(120), primary_key=True),
+    Column("list_name", String(40), nullable=False),
+    Column("cadence", String(16), nullable=False, server_default=""),
+    Column("state", String(16), nullable=False),
+    # What every recipient gets, rendered once, kept so any process can resume the send.
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("view_url", Text, nullable=False, server_default=""),
+    Column("scheduled_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("errors", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=False, server_default=""),
+    CheckConstraint(_one_of("state", SEND_STATES), name="state"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column(
+        "send_id",
+        String(120),
+        ForeignKey("sends.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # No foreign key: an erased subscriber's row stays as the record that a message went out.
+    Column("subscriber_id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("worker", String(64), nullable=False, server_default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("provider_id", String(200), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default=""),
+    CheckConstraint(_one_of("state", DELIVERY_STATES), name="state"),
+    # Claiming walks a send's pending rows in subscriber order.
+    Index("ix_deliveries_send_state", "send_id", "state", "subscriber_id"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    # Who holds a role that only one process may hold (the scheduler on SQLite), until when.
+    Column("name", String(40), primary_key=True),
+    Column("holder", String(80), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+schedule_pauses = Table(
+    "schedule_pauses",
+    metadata,
+    # A list whose scheduled digests are paused by an editor (`speakerfeed schedule pause`).
+    Column("list_name", String(40), primary_key=True),
+    Column("paused_at", UTCDateTime, nullable=False),
+)

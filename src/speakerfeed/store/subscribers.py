@@ -53,7 +53,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+def upsert_statement(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     # ON CONFLICT lives in each dialect's own insert(); both take the same arguments.
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -63,7 +63,7 @@ def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert
 def add_subscriber(conn: Connection, email: str, name: str = "", timezone: str = "") -> str:
     """Add a subscriber and return the id; an address already present returns its existing id."""
     address = normalise_email(email)
-    statement = _insert(conn, subscribers).values(
+    statement = upsert_statement(conn, subscribers).values(
         id=secrets.token_urlsafe(12),
         email=address,
         name=name,
@@ -118,7 +118,7 @@ def subscribe(
     """Create or update the subscription to ``list_name`` and append a consent record."""
     _check_status(status)
     now = _now()
-    statement = _insert(conn, subscriptions).values(
+    statement = upsert_statement(conn, subscriptions).values(
         subscriber_id=subscriber_id,
         list_name=list_name,
         status=status,
@@ -161,7 +161,7 @@ def set_status(
 def suppress(conn: Connection, address_hash: str, reason: str) -> bool:
     """Add an address hash to the suppression list; False if it was already there (the first
     reason and time are kept)."""
-    statement = _insert(conn, suppressions).values(
+    statement = upsert_statement(conn, suppressions).values(
         address_hash=address_hash, reason=reason, created_at=_now()
     )
     # RETURNING, not rowcount: drivers need not report a row count for INSERT (psycopg gives -1).

@@ -1,73 +1,87 @@
-"""The ASGI app `speakerfeed serve` runs: for now, the output folder with the right media types.
+"""The ASGI app `speakerfeed serve` runs: readers' pages (subscribe, confirm, unsubscribe,
+preferences), SendGrid's event webhook, and the output folder with the right media types.
 
-Starlette's StaticFiles gives ETag, Last-Modified, 304 responses and HEAD; we add the feed media
-types it cannot guess from a file name. A browser opening an RSS or Atom feed is the exception:
-Chromium applies the feed's XSL stylesheet only to a document served as application/xml and shows
-application/rss+xml as raw text, so a request that prefers HTML gets the same bytes as
-application/xml (with `Vary: Accept`, so caches keep the two apart).
+The output folder is served by speakerfeed.web.feeds (media types, strong ETags, 304s, gzip,
+Cache-Control), mounted last so the readers' routes come first.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import PurePosixPath
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
+from sqlalchemy import Engine
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
-from starlette.responses import Response
-from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from speakerfeed.config import Settings
-from speakerfeed.render.feeds import FORMATS
-
-_SUBSCRIPTION_TYPES = {fmt.filename: fmt.media_type for fmt in FORMATS.values()}
-_STYLED = {FORMATS["rss"].media_type, FORMATS["atom"].media_type}
-
-
-def media_type_for(relative: str) -> str | None:
-    """The feed media type of an output path, or None to let the file name decide."""
-    path = PurePosixPath(relative)
-    if path.name in _SUBSCRIPTION_TYPES:
-        return _SUBSCRIPTION_TYPES[path.name]
-    # archive/<format>/<n>.<ext>
-    if len(path.parts) >= 3 and path.parts[-3] == "archive" and path.parts[-2] in FORMATS:
-        return FORMATS[path.parts[-2]].media_type
-    if path.suffix == ".xsl":
-        return "text/xsl"
-    return None
+from speakerfeed.service import Service
+from speakerfeed.transports.base import Transport
+from speakerfeed.web import leave, preferences, signup
+from speakerfeed.web.csrf import CsrfGuard
+from speakerfeed.web.feeds import FeedFiles
+from speakerfeed.web.feeds import media_type_for as media_type_for  # re-exported
+from speakerfeed.web.feeds import wants_html as wants_html  # re-exported
+from speakerfeed.web.site import Site
+from speakerfeed.webhooks.sendgrid import sendgrid_events_endpoint
 
 
-def wants_html(accept: str) -> bool:
-    """True for a browser navigating to the URL (it asks for text/html first), not a feed reader."""
-    first = accept.split(",", 1)[0].split(";", 1)[0].strip().lower()
-    return first == "text/html"
-
-
-class FeedFiles(StaticFiles):
-    def file_response(
-        self,
-        full_path: str | os.PathLike[str],
-        stat_result: os.stat_result,
-        scope: Scope,
-        status_code: int = 200,
-    ) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        relative = os.path.relpath(full_path, str(self.directory)).replace(os.sep, "/")
-        media_type = media_type_for(relative)
-        if media_type is None:
-            return response
-        if media_type in _STYLED:
-            response.headers["vary"] = "Accept"
-            if wants_html(Headers(scope=scope).get("accept", "")):
-                media_type = "application/xml"
-        response.headers["content-type"] = f"{media_type}; charset=utf-8"
-        response.media_type = media_type
-        return response
-
-
-def create_app(settings: Settings) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine,
+    secret: bytes,
+    transport: Callable[[], Transport],
+    templates_dir: Path | None = None,
+    service: Service | None = None,
+) -> Starlette:
+    """The app; ``transport`` makes the transport each confirmation email goes through;
+    ``service`` (the scheduler and send loop) starts and stops with the app, and reports
+    its health at /healthz."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    files = FeedFiles(directory=settings.output_dir, html=True)
-    return Starlette(routes=[Mount("/", app=files, name="feeds")])
+    site = Site(
+        settings=settings,
+        engine=engine,
+        secret=secret,
+        csrf=CsrfGuard(secret),
+        transport=transport,
+        templates_dir=templates_dir,
+    )
+    routes: list[BaseRoute] = []
+    if settings.lists:
+        routes += signup.routes(site) + leave.routes(site) + preferences.routes(site)
+    if settings.webhooks.sendgrid_public_key:
+        endpoint = sendgrid_events_endpoint(engine, settings.webhooks.sendgrid_public_key, secret)
+        routes.append(Route("/webhooks/sendgrid", endpoint, methods=["POST"]))
+    if service is not None:
+        routes.append(Route("/healthz", health_endpoint(service), methods=["GET", "HEAD"]))
+    files = FeedFiles(settings.output_dir)
+    routes.append(Mount("/", app=files, name="feeds"))
+    return Starlette(routes=routes, lifespan=None if service is None else lifespan_of(service))
+
+
+def health_endpoint(service: Service) -> Callable[[Request], Awaitable[Response]]:
+    async def health(request: Request) -> Response:
+        report = await run_in_threadpool(service.health)
+        status = 200 if report["status"] == "ok" else 503
+        return JSONResponse(report, status_code=status, headers={"cache-control": "no-store"})
+
+    return health
+
+
+def lifespan_of(service: Service) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            # uvicorn calls this on SIGTERM and SIGINT once requests are done: the send loop
+            # finishes its batch and records it before the process ends.
+            await run_in_threadpool(service.stop)
+
+    return lifespan

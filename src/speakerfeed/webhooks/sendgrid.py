@@ -26,8 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from sqlalchemy import Connection, Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -198,13 +197,6 @@ def _event(index: int, item: dict[str, object]) -> Event | None:
     return Event(address, kind, event_id, stamp, reason, bounce_type)
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    # ON CONFLICT lives in each dialect's own insert(); both take the same arguments.
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def _suppression_reason(event: Event) -> str | None:
     if event.event == "bounce" and event.type == "blocked":
         # A temporary refusal (often the receiver's view of our reputation), not a dead address.
@@ -224,7 +216,9 @@ def apply_events(conn: Connection, events: Sequence[Event], *, secret: bytes) ->
             report.not_suppressing += 1
             continue
         # Claim the id first: the primary key makes a concurrent redelivery wait, then skip.
-        claim = _insert(conn, webhook_events).values(event_id=event.sg_event_id, received_at=now)
+        claim = repo.upsert_statement(conn, webhook_events).values(
+            event_id=event.sg_event_id, received_at=now
+        )
         claimed = conn.execute(
             claim.on_conflict_do_nothing(index_elements=["event_id"]).returning(
                 webhook_events.c.event_id

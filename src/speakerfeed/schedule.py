@@ -1,0 +1,194 @@
+"""The scheduled jobs of `speakerfeed serve` (APScheduler 3): rebuild the feeds every few minutes,
+and one job per list on the list's crontab, in the list's time zone, that puts the next digest
+into the delivery ledger. Sending itself is done by every process's send loop (service.py).
+
+The jobs live in APScheduler's job store in the store's own database, so a restart knows when
+each last ran: a run missed while the service was down fires once when it comes back
+(``coalesce``), or not at all when it is older than ``sending.max_lateness_minutes`` (the
+misfire grace time, and the ledger cancels such a send too). A list's digest id comes from its
+scheduled time, so a run that fires twice records one send.
+
+Job functions are module-level and take only a list name: the job store keeps a reference to
+the function, not the function, and the process that runs it finds the service in ``_service``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, delete, select
+
+from speakerfeed.config import ListSettings, Settings
+from speakerfeed.crontab import crontab_trigger
+from speakerfeed.digests import list_zone
+from speakerfeed.sending import open_send
+from speakerfeed.store.schema import schedule_pauses
+
+log = logging.getLogger(__name__)
+
+REFRESH_JOB = "refresh"
+JOB_TABLE = "apscheduler_jobs"
+
+
+def digest_job_id(list_name: str) -> str:
+    return f"digest:{list_name}"
+
+
+def list_trigger(settings: Settings, list_settings: ListSettings) -> CronTrigger:
+    return crontab_trigger(list_settings.schedule, list_zone(settings, list_settings))
+
+
+def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
+    """The latest time at or before ``now`` the trigger fires (within the last 35 days)."""
+    moment = trigger.get_next_fire_time(None, now - timedelta(days=35))
+    found = None
+    while moment is not None and moment <= now:
+        found = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    return found
+
+
+@dataclass
+class JobContext:
+    """What the jobs of this process need."""
+
+    settings: Settings
+    engine: Engine
+    refresh: Callable[[], None]  # rebuild the feeds
+    wake_senders: Callable[[], None] = field(default=lambda: None)
+
+
+_service: JobContext | None = None
+
+
+def install(context: JobContext) -> None:
+    global _service
+    _service = context
+
+
+def _context() -> JobContext:
+    if _service is None:
+        raise RuntimeError("no scheduler context: speakerfeed.schedule.install() was not called")
+    return _service
+
+
+def refresh_job() -> None:
+    _context().refresh()
+
+
+def digest_job(list_name: str) -> None:
+    """Put the list's digest for the run just due into the ledger (the send loops send it)."""
+    context = _context()
+    settings = context.settings
+    list_settings = settings.mailing_list(list_name)
+    if list_settings is None:
+        log.warning("digest job for %s: the list is no longer in config.toml", list_name)
+        return
+    if is_paused(context.engine, list_name):
+        log.info("digest job for %s: paused, nothing done", list_name)
+        return
+    now = datetime.now(UTC)
+    scheduled = last_fire_time(list_trigger(settings, list_settings), now) or now
+    opened = open_send(
+        context.engine, settings, list_settings, now=scheduled, scheduled_at=scheduled
+    )
+    if opened.send_id:
+        log.info("digest %s recorded for %s; sending", opened.send_id, list_name)
+        context.wake_senders()
+    elif opened.unfinished:
+        log.warning("digest job for %s: send %s is unfinished", list_name, opened.unfinished)
+        context.wake_senders()
+    elif opened.blocked is not None:
+        findings = "; ".join(f.message for f in opened.blocked.findings if f.severity == "error")
+        log.error("digest for %s blocked by the lint: %s", list_name, findings)
+    else:
+        log.info("digest job for %s: nothing new since the last digest", list_name)
+
+
+def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
+    """A scheduler (started paused, then resumed) holding exactly the configured jobs."""
+    grace = max(1, round(settings.sending.max_lateness_minutes * 60))
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
+        timezone=UTC,
+    )
+    scheduler.start(paused=True)
+    wanted: dict[str, tuple[Callable[..., Any], Any, list[str]]] = {
+        REFRESH_JOB: (
+            refresh_job,
+            IntervalTrigger(minutes=settings.schedule.refresh_minutes, timezone=UTC),
+            [],
+        )
+    }
+    for item in settings.lists:
+        wanted[digest_job_id(item.name)] = (digest_job, list_trigger(settings, item), [item.name])
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            scheduler.remove_job(job.id)
+    for job_id, (function, trigger, args) in wanted.items():
+        existing = scheduler.get_job(job_id)
+        if existing is None:
+            scheduler.add_job(function, trigger, args=args, id=job_id, name=job_id)
+        elif str(existing.trigger) != str(trigger):
+            # A changed schedule starts afresh; an unchanged one keeps its next run time, so a
+            # run missed while the service was down still fires (once) now.
+            scheduler.reschedule_job(job_id, trigger=trigger)
+    scheduler.resume()
+    return scheduler
+
+
+def is_paused(engine: Engine, list_name: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(schedule_pauses.c.list_name).where(schedule_pauses.c.list_name == list_name)
+        )
+        return found.first() is not None
+
+
+def set_paused(engine: Engine, list_name: str, paused: bool) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(schedule_pauses).where(schedule_pauses.c.list_name == list_name))
+        if paused:
+            conn.execute(
+                schedule_pauses.insert().values(list_name=list_name, paused_at=datetime.now(UTC))
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRun:
+    job: str
+    schedule: str
+    zone: str
+    next_run: datetime | None
+    paused: bool
+
+
+def planned_runs(
+    settings: Settings, engine: Engine, now: datetime | None = None
+) -> list[PlannedRun]:
+    """Each list's job and its next run in the list's own time zone (for `schedule list`)."""
+    now = now or datetime.now(UTC)
+    runs = []
+    for item in settings.lists:
+        trigger = list_trigger(settings, item)
+        zone = list_zone(settings, item)
+        upcoming = trigger.get_next_fire_time(None, now)
+        runs.append(
+            PlannedRun(
+                job=digest_job_id(item.name),
+                schedule=item.schedule,
+                zone=str(zone),
+                next_run=upcoming.astimezone(zone) if upcoming else None,
+                paused=is_paused(engine, item.name),
+            )
+        )
+    return runs

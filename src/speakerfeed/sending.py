@@ -1,0 +1,73 @@
+"""A list's next digest put into the ledger, ready for dispatch.run_send.
+
+The digest is selected, rendered once and linted (an error blocks it); then, in one transaction,
+the send and its rows are recorded, and the digest's web copy is published (which moves the
+list's "last issued" on, so the next digest starts after this one). A list with an unfinished
+send gets no new one until that send is finished or cancelled: resuming it comes first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from speakerfeed.config import ListSettings, Settings
+from speakerfeed.digest_archive import write_digest_archive
+from speakerfeed.preview import Preview, prepare
+from speakerfeed.store import ledger
+from speakerfeed.store.schema import sends
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What ``open_send`` did: exactly one of the fields says so."""
+
+    send_id: str = ""  # a new send, recorded and ready
+    unfinished: str = ""  # the list's unfinished send, to resume first
+    blocked: Preview | None = None  # the lint found errors
+    nothing_new: bool = False
+
+
+def unfinished_send(engine: Engine, list_name: str) -> str | None:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(sends.c.id)
+            .where(sends.c.list_name == list_name, sends.c.state.in_(("sending", "paused")))
+            .order_by(sends.c.created_at)
+            .limit(1)
+        ).scalar()
+    return None if found is None else str(found)
+
+
+def open_send(
+    engine: Engine,
+    settings: Settings,
+    list_settings: ListSettings,
+    *,
+    now: datetime,
+    scheduled_at: datetime | None = None,
+    fetch_upstreams: bool = True,
+) -> Opened:
+    """Record the list's next digest as a send scheduled for ``scheduled_at`` (default: now)."""
+    unfinished = unfinished_send(engine, list_settings.name)
+    if unfinished is not None:
+        return Opened(unfinished=unfinished)
+    made = prepare(settings, list_settings, fetch_upstreams=fetch_upstreams, now=now)
+    if made is None:
+        return Opened(nothing_new=True)
+    if made.blocked:
+        return Opened(blocked=made)
+    rendered = made.rendered
+    content = ledger.SendContent(
+        subject=rendered.subject, html=rendered.html, text=rendered.text, view_url=rendered.view_url
+    )
+    send_id = rendered.digest.id
+    with engine.begin() as conn:
+        ledger.create_send(
+            conn, send_id, list_settings.name, content, scheduled_at=scheduled_at or now
+        )
+        # Inside the transaction: if publishing fails, no send is recorded either.
+        write_digest_archive(settings, rendered)
+    return Opened(send_id=send_id)

@@ -1,0 +1,196 @@
+"""What runs beside the web app in `speakerfeed serve`: the scheduler (in one process only),
+the send loop (in every process), the articles watcher and the rebuilds.
+
+- Leadership: every ``schedule.leader_check_seconds`` the process tries to become (or stay)
+  the scheduler's host (store.leader); the one that is runs APScheduler, the others do not.
+- The send loop works on every send in state "sending", batch by batch through the ledger, so
+  several processes (on several machines, with PostgreSQL) share a send.
+- Stopping (SIGTERM or Ctrl+C, through the app's lifespan): the scheduler stops, the send loop
+  finishes the batch in hand and records it, the role is released; a restart carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine, select, text
+
+from speakerfeed import dispatch, schedule
+from speakerfeed.config import Settings
+from speakerfeed.publish import Builder
+from speakerfeed.render.feeds import FORMATS
+from speakerfeed.store.leader import Leadership
+from speakerfeed.store.schema import sends
+from speakerfeed.transports.base import Transport
+from speakerfeed.websub import notify_hub
+
+log = logging.getLogger("speakerfeed.service")
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        secret: bytes,
+        transport: Callable[[], Transport],
+        *,
+        scheduling: bool = True,
+        watching: bool | None = None,
+    ) -> None:
+        self.settings, self.engine, self.secret, self.transport = (
+            settings,
+            engine,
+            secret,
+            transport,
+        )
+        self.scheduling = scheduling
+        self.watching = settings.schedule.watch_articles if watching is None else watching
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._build_lock = threading.Lock()
+        self._builder = Builder(settings)
+        self._threads: list[threading.Thread] = []
+        self.scheduler: BackgroundScheduler | None = None
+        ttl = timedelta(seconds=max(30.0, settings.schedule.leader_check_seconds * 3))
+        self.leadership = Leadership(engine, "scheduler", dispatch.worker_name(), ttl=ttl)
+        self.last_build: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        schedule.install(
+            schedule.JobContext(
+                self.settings, self.engine, refresh=self.rebuild, wake_senders=self._wake.set
+            )
+        )
+        loops: list[tuple[str, Callable[[], None]]] = [("send-loop", self._send_loop)]
+        if self.scheduling:
+            loops.append(("leader-loop", self._leader_loop))
+        if self.watching:
+            loops.append(("articles-watcher", self._watch_articles))
+        for name, target in loops:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("service started: %s", ", ".join(name for name, _ in loops))
+
+    def stop(self) -> None:
+        """Stop the scheduler, let the send loop finish its batch, give up the scheduler role."""
+        self.stopping.set()
+        self._wake.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+        for thread in self._threads:
+            thread.join(timeout=120)
+        self.leadership.release()
+        log.info("service stopped")
+
+    # ------------------------------------------------------------------------------ the jobs
+
+    def rebuild(self) -> None:
+        """Refresh the sources and rebuild the feeds; tell the WebSub hub what changed."""
+        with self._build_lock:
+            report = self._builder.build()
+        self.last_build = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "articles": report.articles,
+            "written": len(report.written),
+            "problems": len(report.problems),
+        }
+        log.info(
+            "build: %d articles read, %d files written, %d removed, %d problems",
+            report.articles,
+            len(report.written),
+            len(report.removed),
+            len(report.problems),
+        )
+        for problem in report.problems:
+            log.warning("build problem: %s", problem)
+        changed = self._changed_feeds(report.written)
+        if changed and self.settings.feeds.websub_hub:
+            notify_hub(self.settings.feeds.websub_hub, changed)
+
+    def _changed_feeds(self, written: list[str]) -> list[str]:
+        names = {fmt.filename for fmt in FORMATS.values()}
+        base = self.settings.feeds.base_url
+        return [base + path for path in written if path.rsplit("/", 1)[-1] in names]
+
+    def _leader_loop(self) -> None:
+        every = self.settings.schedule.leader_check_seconds
+        while not self.stopping.is_set():
+            try:
+                leading = self.leadership.try_acquire()
+            except Exception:  # the database is away: not leading, try again later
+                log.exception("scheduler election failed")
+                leading = False
+            if leading and self.scheduler is None:
+                log.info("this process runs the scheduler")
+                self.scheduler = schedule.make_scheduler(self.settings, self.engine)
+            elif not leading and self.scheduler is not None:
+                log.warning("this process lost the scheduler role")
+                self.scheduler.shutdown(wait=False)
+                self.scheduler = None
+            self.stopping.wait(every)
+
+    def _send_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                for send_id in self._active_sends():
+                    if self.stopping.is_set():
+                        break
+                    report = dispatch.run_send(
+                        self.engine,
+                        self.settings,
+                        send_id,
+                        self.transport(),
+                        secret=self.secret,
+                        should_stop=self.stopping.is_set,
+                    )
+                    log.info("send %s", report.summary())
+            except Exception:  # keep serving; the send is resumed on the next round
+                log.exception("send loop error")
+            self._wake.wait(self.settings.schedule.send_poll_seconds)
+            self._wake.clear()
+
+    def _active_sends(self) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sends.c.id).where(sends.c.state == "sending").order_by(sends.c.created_at)
+            )
+            return [str(send_id) for send_id in rows.scalars()]
+
+    def _watch_articles(self) -> None:
+        from watchfiles import watch
+
+        folder = self.settings.articles_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        for changes in watch(folder, stop_event=self.stopping, debounce=400, rust_timeout=1000):
+            log.info("articles changed (%d files): rebuilding", len(changes))
+            try:
+                self.rebuild()
+            except Exception:
+                log.exception("rebuild after a change failed")
+
+    # ------------------------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception as exc:
+            database = f"error: {type(exc).__name__}"
+        role = "leader" if self.scheduler is not None else "follower"
+        return {
+            "status": "ok" if database == "ok" else "degraded",
+            "database": database,
+            "scheduler": role if self.scheduling else "off",
+            "last_build": self.last_build or None,
+        }

@@ -1,0 +1,99 @@
+"""What every transport takes and gives back, in the style of Django's email backends.
+
+A transport only moves rendered mail: ``open()``/``close()`` (no-ops unless it holds
+connections), a context manager, and ``send(batch) -> results``. A ``Batch`` is one message
+rendered once (subject, text, HTML, shared headers) and the recipients who each get their own
+copy, with the few values that differ per recipient (``Recipient.values``, keyed by the markers
+of speakerfeed.render.placeholders, and per-recipient headers). SMTP and the outbox fill the
+markers in to make one MIME message per recipient; SendGrid sends the shared parts once per
+request with one personalization (substitutions and headers) per recipient.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import ClassVar, Self
+
+from speakerfeed.errors import SpeakerfeedError
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    key: str  # the caller's handle for this copy's result (the ledger row or subscriber id)
+    address: str  # bare, normalised address
+    name: str = ""
+    # marker -> plain-text value; a transport HTML-escapes it for the HTML part itself.
+    values: Mapping[str, str] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. List-Unsubscribe, Message-ID
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    sender: str  # From as written in config, e.g. "The Speaker <digest@example.org>"
+    subject: str
+    text: str  # text/plain part, with markers
+    html: str  # text/html part, with markers
+    recipients: tuple[Recipient, ...]
+    reply_to: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # shared, e.g. List-Id, List-Unsubscribe-Post
+    category: str = ""  # e.g. the list name: a tag providers can report by
+
+
+class Outcome(StrEnum):
+    SENT = "sent"  # the server or API accepted it
+    FAILED = "failed"  # refused for good (5xx, or a 4xx that retrying cannot fix)
+    DEFERRED = "deferred"  # refused for now, retries used up: safe to try again later
+    UNKNOWN = "unknown"  # the connection broke after the message left: it may have arrived
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    key: str
+    outcome: Outcome
+    detail: str = ""  # the provider's message or error
+    provider_id: str = ""  # the provider's message or queue id when it gives one
+    # A permanent refusal of the address itself (SMTP 550 user unknown): it becomes a
+    # suppression ("bounced"), unlike a refusal of the whole message or request.
+    hard_bounce: bool = False
+
+
+class TransportError(SpeakerfeedError):
+    """A transport cannot work at all (a missing secret, an unusable setting, a batch no
+    message can be made of): raised before anything is sent, the message says what to fix."""
+
+
+class Transport(ABC):
+    """Base class: subclasses implement ``send``; ``open`` and ``close`` may hold connections."""
+
+    name: ClassVar[str]
+
+    def open(self) -> None:  # noqa: B027 - optional: most transports hold nothing to open
+        """Get ready to send (connect, log in). Calling it twice is harmless."""
+
+    def close(self) -> None:  # noqa: B027 - optional, as open
+        """Release what ``open`` took. Calling it twice is harmless."""
+
+    @abstractmethod
+    def send(self, batch: Batch) -> list[DeliveryResult]:
+        """Deliver one copy per recipient; one result per recipient, in the batch's order.
+
+        A recipient that cannot be sent (an unsafe address, say) is FAILED on its own. Raises
+        (TransportError, HeaderError) only for a batch nothing can be sent of, before sending
+        anything; never once something may have been sent. Opens and closes the transport
+        itself when it is not open. One ``send`` at a time per transport."""
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

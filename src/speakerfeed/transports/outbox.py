@@ -1,0 +1,67 @@
+"""A transport that writes each message as a .eml file into a folder: the default, needing no
+server, and a way to look at exactly what would be sent.
+
+Each file appears whole or not at all: it is written under a temporary name (a dot file, which
+folder watchers skip) and renamed into place. Names sort by time and never repeat: the UTC time
+to the microsecond, the recipient's key (made safe for a file name) and 48 random bits. Files
+are readable by their owner only (they hold signed unsubscribe links). Nothing is fsynced: that
+would cost a disk flush per message, and an outbox lost in a crash is sent again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from speakerfeed.errors import SpeakerfeedError
+from speakerfeed.messages.batch_mime import BatchTemplate
+from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Transport
+
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
+_KEY_CHARS = 40
+
+
+class OutboxTransport(Transport):
+    name = "outbox"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, batch: Batch) -> list[DeliveryResult]:
+        template = BatchTemplate.build(batch)
+        self.open()
+        results = []
+        for recipient in batch.recipients:
+            try:
+                data = template.personalise(recipient)
+            except SpeakerfeedError as exc:
+                results.append(DeliveryResult(recipient.key, Outcome.FAILED, f"not sent: {exc}"))
+                continue
+            try:
+                path = self._write(recipient.key, data)
+            except OSError as exc:  # a full disk, say: nothing is written, so it can be retried
+                results.append(DeliveryResult(recipient.key, Outcome.DEFERRED, f"outbox: {exc}"))
+                continue
+            results.append(DeliveryResult(recipient.key, Outcome.SENT, provider_id=path.name))
+        return results
+
+    def _write(self, key: str, data: bytes) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        safe_key = _UNSAFE_IN_NAME.sub("_", key)[:_KEY_CHARS] or "-"
+        path = self.folder / f"{stamp}-{safe_key}-{secrets.token_hex(6)}.eml"
+        descriptor, temporary = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+            Path(temporary).replace(path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path

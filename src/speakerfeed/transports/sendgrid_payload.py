@@ -1,0 +1,262 @@
+"""Request bodies for SendGrid's v3 /v3/mail/send, made fast enough for 1,000 recipients a go.
+
+Measured on this project's 2-core machine, sendgrid.helpers.mail takes 21 to 26 ms of CPU (55 ms
+on a busy moment) to build and serialise one request of 1,000 personalizations of a digest: a
+tree of helper objects per personalization. 1,000,000 recipients in 20 s leaves well under 10 ms
+per request, for everything. So the helpers build only the shared part, once per batch, where
+their model and rules are worth having (text/plain content before text/html; their check for
+an API key pasted into the content only looks at its start, so a search here looks
+everywhere), and each personalization is written as JSON text directly with json's C string
+encoder, checks included: about 7.5 ms per 1,000. The body is ``{"personalizations":[...],``
+then the shared part's members. A test checks that the JSON is the helpers' JSON.
+
+SendGrid substitutes the same value wherever a key occurs, in text and HTML alike, but an HTML
+value must be escaped: so the shared HTML gets its own keys (each marker's ``SFMARK`` spelled
+``SFHTML``), and every personalization carries both the plain and the escaped values.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sendgrid.helpers.mail import (
+    Category,
+    Content,
+    From,
+    Header,
+    Mail,
+    ReplyTo,
+    Subject,
+)
+from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
+
+from speakerfeed.messages.body import MARKERS
+from speakerfeed.messages.fields import display_name, field_key, field_value, mailbox
+from speakerfeed.messages.headers import HeaderError, safe_address, safe_header_value
+from speakerfeed.messages.mime import MAX_NAME_CHARS, MessageError
+from speakerfeed.transports.base import Batch, Recipient, TransportError
+
+MAX_PERSONALIZATIONS = 1_000  # per request, and as many recipients: one "to" each
+MAX_SUBSTITUTIONS = 10_000  # per request
+MAX_PERSONALIZATION_BYTES = 10_000  # of substitutions, and of custom_args, per personalization
+MAX_CATEGORY = 255
+MAX_PLAIN_HEADER = 900  # characters of an ASCII header value surely within a line's 998
+KEY_ARG = "speakerfeed_key"  # custom_args name carrying Recipient.key back in webhook events
+
+HTML_KEYS = {marker: marker.replace("SFMARK", "SFHTML") for marker in MARKERS}
+# SendGrid replaces keys one after another: no key may hold another.
+assert not any(
+    a != b and a in b
+    for a in (*MARKERS, *HTML_KEYS.values())
+    for b in (*MARKERS, *HTML_KEYS.values())
+)
+_json = json.encoder.encode_basestring_ascii  # a str as a JSON string, in C
+_API_KEY_LIKE = re.compile(r"SG\.[\w-]{16,}\.[\w-]{16,}")  # SendGrid's keys: SG.<id>.<secret>
+# Display names SendGrid splits or drops unless quoted (sendgrid-ruby issue 394).
+_NAME_SPECIALS = frozenset('()<>[]:;@\\,"')
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SendGridPayload:
+    """A Batch's shared request part, serialised once; ``personalization`` per recipient."""
+
+    shared: bytes  # the request's members after "personalizations", up to the final "}"
+    # Per marker in the content: (marker, its text key as JSON + ":" or "", its HTML key as
+    # JSON + ":" or ""), "" when the marker is not in that part.
+    keys: tuple[tuple[str, str, str], ...]
+    shared_names: frozenset[str]  # the batch's header names, lower case
+    max_recipients: int  # per request
+
+    @classmethod
+    def build(cls, batch: Batch) -> SendGridPayload:
+        """TransportError (or HeaderError) when the batch's shared parts cannot be sent."""
+        from_name, from_address = mailbox(batch.sender, field="From")
+        subject = safe_header_value(batch.subject, field="Subject", clean=True)
+        if not subject:
+            raise TransportError("SendGrid needs a subject: the batch's is empty")
+        for key in HTML_KEYS.values():
+            if key in batch.text or key in batch.html:
+                raise TransportError(f"the batch's content holds {key}, a reserved key")
+        text_used = [marker for marker in MARKERS if marker in batch.text]
+        html_used = [marker for marker in MARKERS if marker in batch.html]
+        rich = batch.html
+        for marker in html_used:
+            rich = rich.replace(marker, HTML_KEYS[marker])
+
+        mail = Mail()
+        mail.from_email = From(from_address, from_name or None)
+        mail.subject = Subject(subject)
+        for mime_type, content in (("text/plain", batch.text), ("text/html", rich)):
+            if _API_KEY_LIKE.search(content):
+                raise TransportError(f"the batch's {mime_type} content holds a SendGrid API key")
+            try:
+                if content:
+                    mail.add_content(Content(mime_type, content))
+            except ApiKeyIncludedException:  # the helper's own check (of the start only)
+                raise TransportError(
+                    f"the batch's {mime_type} content holds a SendGrid API key"
+                ) from None
+        if not batch.text and not rich:
+            raise TransportError("SendGrid needs content: the batch's text and HTML are empty")
+        if batch.reply_to:
+            reply_name, reply_address = mailbox(batch.reply_to, field="Reply-To")
+            mail.reply_to = ReplyTo(reply_address, reply_name or None)
+        names: set[str] = set()
+        for name, value in batch.headers:
+            names.add(_unique(name, names))
+            mail.add_header(Header(name, field_value(name, value)))
+        if batch.category:
+            if not batch.category.isascii() or len(batch.category) > MAX_CATEGORY:
+                raise TransportError(
+                    f"SendGrid categories are ASCII, at most {MAX_CATEGORY} characters: "
+                    f"{batch.category[:60]!r}"
+                )
+            mail.add_category(Category(batch.category))
+        shared = json.dumps(mail.get(), ensure_ascii=False, separators=(",", ":"))
+        per_recipient = len(text_used) + len(html_used)
+        return cls(
+            shared=shared[1:].encode(),
+            keys=tuple(
+                (
+                    marker,
+                    _json(marker) + ":" if marker in text_used else "",
+                    _json(HTML_KEYS[marker]) + ":" if marker in html_used else "",
+                )
+                for marker in MARKERS
+                if marker in text_used or marker in html_used
+            ),
+            shared_names=frozenset(names),
+            max_recipients=min(MAX_PERSONALIZATIONS, MAX_SUBSTITUTIONS // max(per_recipient, 1)),
+        )
+
+    def __repr__(self) -> str:
+        return f"<SendGridPayload {len(self.shared)} bytes shared>"
+
+    def personalization(self, recipient: Recipient) -> str:
+        """The recipient's personalization as JSON text (ASCII): to, substitutions, headers and
+        custom_args. HeaderError or MessageError when it cannot be sent."""
+        address = safe_address(recipient.address, field="To")
+        name = _display_name(recipient.name)
+        to = (
+            f'{{"email":{_json(address)},"name":{_json(name)}}}'
+            if name
+            else f'{{"email":{_json(address)}}}'
+        )
+        parts = [f'{{"to":[{to}]']
+        substitutions = self._substitutions(recipient)
+        if substitutions:
+            parts.append(',"substitutions":{' + ",".join(substitutions) + "}")
+        headers = self._headers(recipient)
+        if headers:
+            parts.append(',"headers":{' + ",".join(headers) + "}")
+        key = _json(recipient.key)
+        if len(key) > MAX_PERSONALIZATION_BYTES // 2:
+            raise MessageError(f"recipient key too long for SendGrid: {recipient.key[:40]!r}…")
+        parts.append(f',"custom_args":{{"{KEY_ARG}":{key}}}}}')
+        return "".join(parts)
+
+    def body(self, personalizations: Sequence[str]) -> bytes:
+        """The request body for these personalizations (1 to max_recipients of them)."""
+        assert 0 < len(personalizations) <= self.max_recipients
+        joined = ",".join(personalizations).encode("ascii")
+        return b'{"personalizations":[' + joined + b"]," + self.shared
+
+    def _substitutions(self, recipient: Recipient) -> list[str]:
+        values = recipient.values
+        items = []
+        for marker, text_key, html_key in self.keys:
+            value = values.get(marker)
+            if value is None:
+                raise MessageError(f"recipient {recipient.key!r} has no value for {marker}")
+            if not value.isascii():
+                _check_text(value, recipient, marker)
+            encoded = _json(value)
+            if text_key:
+                items.append(text_key + encoded)
+            if html_key:
+                escaped = _escape(value)
+                # str.replace gives back the same object when it finds nothing to replace.
+                items.append(html_key + (encoded if escaped is value else _json(escaped)))
+        # JSON text is never shorter than the UTF-8 it stands for: measured exactly only when
+        # it is long.
+        if sum(map(len, items)) > MAX_PERSONALIZATION_BYTES and _octets(items) > (
+            MAX_PERSONALIZATION_BYTES
+        ):
+            raise MessageError(
+                f"recipient {recipient.key!r}: values over SendGrid's "
+                f"{MAX_PERSONALIZATION_BYTES} bytes"
+            )
+        return items
+
+    def _headers(self, recipient: Recipient) -> list[str]:
+        items = []
+        own: list[str] = []
+        for name, value in recipient.headers:
+            key, name_json = _header_name(name)
+            if key in self.shared_names or key in own:
+                raise HeaderError(name, "given twice")
+            own.append(key)
+            # field_value's checks, for the usual short plain ASCII value, done inline.
+            if not (
+                value
+                and value[0] != " "
+                and value.isascii()
+                and value.isprintable()
+                and "=?" not in value
+                and len(value) < MAX_PLAIN_HEADER
+            ):
+                value = field_value(name, value)
+            items.append(name_json + _json(value))
+        return items
+
+
+@functools.lru_cache(maxsize=64)
+def _header_name(name: str) -> tuple[str, str]:
+    """(the name in lower case, the name as a JSON key and ":"), once checked."""
+    return field_key(name), _json(name) + ":"
+
+
+def _escape(value: str) -> str:
+    """html.escape (quotes too), inlined: it runs three times per recipient."""
+    return (
+        value.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#x27;")
+    )
+
+
+def _check_text(value: str, recipient: Recipient, marker: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: not text at all
+        raise MessageError(f"recipient {recipient.key!r}: {marker} is not text") from None
+
+
+def _octets(items: list[str]) -> int:
+    """The UTF-8 size of the keys and values that the JSON ``items`` ("key":"value") hold."""
+    return sum(
+        len(key) + len(value.encode())
+        for key, value in json.loads("{" + ",".join(items) + "}").items()
+    )
+
+
+def _unique(name: str, seen: set[str] | frozenset[str]) -> str:
+    key = field_key(name)
+    if key in seen:
+        raise HeaderError(name, "given twice")
+    return key
+
+
+def _display_name(name: str) -> str:
+    """A recipient's name as SendGrid takes it: cleaned like any header text, and quoted when it
+    holds a character SendGrid would otherwise read as address syntax."""
+    clean = display_name(name, MAX_NAME_CHARS)
+    if _NAME_SPECIALS.isdisjoint(clean):
+        return clean
+    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,58 @@
+"""Reading what a visitor sends: a size-capped form body, and who sent it.
+
+Forms are small, so the body is read whole but refused past MAX_FORM_BYTES before it is parsed;
+both encodings browsers and mail providers use are accepted (RFC 8058's one-click POST is
+``multipart/form-data`` in its example and urlencoded from some providers). A file part is refused.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message
+
+MAX_FORM_BYTES = 16 * 1024
+MAX_FIELDS = 50
+
+
+class FormTooLargeError(Exception):
+    pass
+
+
+async def read_form(request: Request) -> FormData:
+    """The request's form fields; FormTooLargeError past the caps, ClientDisconnect passes on."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise FormTooLargeError
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise FormTooLargeError
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            raise ClientDisconnect
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    parsed = Request(request.scope, replay)
+    form = await parsed.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_FORM_BYTES)
+    if any(isinstance(value, UploadFile) for value in form.values()):
+        raise FormTooLargeError
+    return form
+
+
+def field(form: FormData, name: str) -> str:
+    """A text field's value, "" when absent."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def client_ip(request: Request) -> str:
+    """The client's address as uvicorn saw it (after trusted proxies' X-Forwarded-For)."""
+    return request.client.host if request.client else ""

@@ -1,0 +1,176 @@
+"""The preferences page: which lists, how often, name and time zone, reached by a signed link.
+
+The link in every email is signed for one subscriber (and the list it came from); it proves the
+reader owns the address, so ticking another list here subscribes at once. Saving answers with a
+redirect to the same page (POST/redirect/GET), which then says the preferences were saved.
+"""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from speakerfeed import subscriptions
+from speakerfeed.config import ListSettings
+from speakerfeed.messages import tokens
+from speakerfeed.web.forms import field
+from speakerfeed.web.site import Site, log, visitor
+
+EVERY_ISSUE = ""  # the cadence value of a list's own schedule
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    # Region/City names only: the legacy aliases (EST, GB, Etc/GMT+5) only confuse a picker.
+    return tuple(
+        sorted(
+            zone
+            for zone in zoneinfo.available_timezones()
+            if "/" in zone and not zone.startswith(("Etc/", "SystemV/", "US/"))
+        )
+    )
+
+
+def routes(site: Site) -> list[Route]:
+    pages = PreferencePages(site)
+    return [
+        Route("/preferences/", pages.general, methods=["GET", "HEAD"]),
+        Route("/preferences/{list_name}/{token}", pages.page, methods=["GET", "HEAD"]),
+        Route("/preferences/{list_name}/{token}", pages.submit, methods=["POST"]),
+    ]
+
+
+def cadence_choices(list_settings: ListSettings) -> list[tuple[str, str]]:
+    """(value, label) of each schedule a reader may choose for the list."""
+    return [(EVERY_ISSUE, "Every issue")] + [
+        (name, name.replace("-", " ").capitalize()) for name in list_settings.cadences
+    ]
+
+
+class PreferencePages:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def _subscriber(self, request: Request) -> str | None:
+        list_name = request.path_params["list_name"]
+        if self.site.mailing_list(list_name) is None:
+            return None
+        return tokens.verify(
+            self.site.secret, request.path_params["token"], "preferences", list_name=list_name
+        )
+
+    async def general(self, request: Request) -> Response:
+        context = {"title": "Manage your subscriptions"}
+        return self.site.page(request, "web/preferences_help.html", context)
+
+    def _load(self, subscriber_id: str) -> subscriptions.Preferences | None:
+        with self.site.engine.connect() as conn:
+            return subscriptions.preferences(conn, subscriber_id)
+
+    async def page(self, request: Request) -> Response:
+        subscriber_id = self._subscriber(request)
+        if subscriber_id is None:
+            return self.site.invalid_link(request)
+        person = await run_in_threadpool(self._load, subscriber_id)
+        if person is None:
+            return self.site.invalid_link(request)
+        values: dict[str, object] = {
+            "name": person.name,
+            "timezone": person.timezone,
+            "lists": {
+                name for name, status in person.statuses.items() if status in subscriptions.ACTIVE
+            },
+            "cadences": dict(person.cadences),
+        }
+        saved = request.query_params.get("saved") == "1"
+        return self._render(request, person.email, values, {}, saved=saved)
+
+    def _render(
+        self,
+        request: Request,
+        email: str,
+        values: dict[str, object],
+        errors: dict[str, str],
+        *,
+        saved: bool = False,
+        status: int = 200,
+    ) -> Response:
+        context = {
+            "title": "Your preferences",
+            "email": email,
+            "values": values,
+            "errors": errors,
+            "saved": saved,
+            "lists": [(item, cadence_choices(item)) for item in self.site.settings.lists],
+            "time_zones": time_zones(),
+            "action": request.url.path,
+        }
+        return self.site.page(request, "web/preferences.html", context, status=status)
+
+    async def submit(self, request: Request) -> Response:
+        site = self.site
+        form = await site.form(request)
+        if isinstance(form, Response):
+            return form
+        subscriber_id = self._subscriber(request)
+        if subscriber_id is None:
+            return site.invalid_link(request)
+        person = await run_in_threadpool(self._load, subscriber_id)
+        if person is None:
+            return site.invalid_link(request)
+        chosen, values, errors = self._read(form)
+        if errors:
+            return self._render(request, person.email, values, errors, status=422)
+        who = visitor(request)
+        offered = tuple(item.name for item in site.settings.lists)
+
+        def save() -> None:
+            with site.engine.begin() as conn:
+                subscriptions.save_preferences(
+                    conn,
+                    secret=site.secret,
+                    subscriber_id=subscriber_id,
+                    chosen=chosen,
+                    offered=offered,
+                    name=str(values["name"]),
+                    timezone=str(values["timezone"]),
+                    visitor=who,
+                )
+
+        await run_in_threadpool(save)
+        log.info("preferences saved: %d of %d lists", len(chosen), len(offered))
+        return RedirectResponse(f"{request.url.path}?saved=1", status_code=303)
+
+    def _read(self, form: FormData) -> tuple[dict[str, str], dict[str, object], dict[str, str]]:
+        """(chosen lists -> cadence, the values to show again, errors by field id)."""
+        errors: dict[str, str] = {}
+        ticked = {value for value in form.getlist("lists") if isinstance(value, str)}
+        chosen: dict[str, str] = {}
+        cadences: dict[str, str] = {}
+        for item in self.site.settings.lists:
+            cadence = field(form, f"cadence-{item.name}")
+            if cadence not in dict(cadence_choices(item)):
+                errors[f"cadence-{item.name}"] = f"Choose how often you receive {item.title}"
+                cadence = EVERY_ISSUE
+            cadences[item.name] = cadence
+            if item.name in ticked:
+                chosen[item.name] = cadence
+        zone = field(form, "timezone")
+        if zone and zone not in time_zones():
+            errors["timezone"] = "Choose a time zone from the list"
+        name = " ".join(field(form, "name").split())
+        if len(name) > subscriptions.MAX_NAME:
+            errors["name"] = f"Enter a name of at most {subscriptions.MAX_NAME} characters"
+        values: dict[str, object] = {
+            "name": name,
+            "timezone": zone,
+            "lists": set(chosen),
+            "cadences": cadences,
+        }
+        return chosen, values, errors

@@ -1,0 +1,253 @@
+"""Subscribe form -> confirmation email -> confirm page (double opt-in).
+
+The form's answer is the same whatever the address: "check your inbox". Whether an email goes
+out (new or pending address, within the per-address limit, not suppressed) is decided in
+speakerfeed.subscriptions and never shown. A filled honeypot gets the same answer and no email.
+Too many sign-ups from one IP get 429 before anything else is done.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from speakerfeed import subscriptions
+from speakerfeed.messages import tokens
+from speakerfeed.messages.confirmation import confirmation_batch, new_message_id
+from speakerfeed.models import Subscriber
+from speakerfeed.store import rate_limits
+from speakerfeed.transports.base import Outcome
+from speakerfeed.web.forms import client_ip, field
+from speakerfeed.web.site import Site, log, visitor
+
+HONEYPOT = "website"  # a field people never see; bots fill in every field they find
+MAX_NAME = subscriptions.MAX_NAME
+
+
+def routes(site: Site) -> list[Route]:
+    pages = SignupPages(site)
+    return [
+        Route("/subscribe", pages.form, methods=["GET", "HEAD"]),
+        Route("/subscribe", pages.submit, methods=["POST"]),
+        Route("/subscribe/sent", pages.sent, methods=["GET", "HEAD"]),
+        Route("/confirm/{list_name}/{token}", pages.confirm_page, methods=["GET", "HEAD"]),
+        Route("/confirm/{list_name}/{token}", pages.confirm, methods=["POST"]),
+    ]
+
+
+def too_many(site: Site, request: Request, retry: int) -> Response:
+    minutes = max(1, round(retry / 60))
+    return site.problem(
+        request,
+        429,
+        "Too many requests",
+        f"Too many sign-ups came from your network. Please try again in about {minutes} "
+        f"minute{'s' if minutes != 1 else ''}.",
+        headers={"retry-after": str(retry)},
+    )
+
+
+class SignupPages:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    # ------------------------------------------------------------------------------ the form
+
+    async def form(self, request: Request) -> Response:
+        chosen = request.query_params.get("list", "")
+        return self._form_page(request, {"list": chosen}, {})
+
+    def _form_page(
+        self, request: Request, values: dict[str, str], errors: dict[str, str], status: int = 200
+    ) -> Response:
+        lists = self.site.settings.lists
+        if not values.get("list") and len(lists) == 1:
+            values = {**values, "list": lists[0].name}
+        context = {
+            "title": "Subscribe",
+            "lists": lists,
+            "values": values,
+            "errors": errors,
+            "honeypot": HONEYPOT,
+        }
+        return self.site.page(request, "web/subscribe.html", context, status=status)
+
+    async def submit(self, request: Request) -> Response:
+        site = self.site
+        form = await site.form(request)
+        if isinstance(form, Response):
+            return form
+        ip = client_ip(request)
+        signup = site.settings.signup
+        bucket = rate_limits.bucket(site.secret, "signup-ip", ip)
+        counted = await run_in_threadpool(self._hit, bucket, signup.per_ip, site.ip_window)
+        if not counted.allowed:
+            log.warning("sign-up refused: too many from one IP (%s)", bucket)
+            return too_many(site, request, counted.retry_after)
+
+        values = {
+            "list": field(form, "list"),
+            "name": " ".join(field(form, "name").split())[:MAX_NAME],
+            "email": field(form, "email").strip(),
+        }
+        errors = self._problems(values)
+        if errors:
+            return self._form_page(request, values, errors, status=422)
+        if field(form, HONEYPOT):
+            log.info("sign-up ignored: the honeypot field was filled in")
+            return RedirectResponse(f"/subscribe/sent?list={values['list']}", status_code=303)
+        try:
+            sent = await run_in_threadpool(self._sign_up, values, request)
+        except SQLAlchemyError:
+            log.exception("sign-up failed: the store is unavailable")
+            return site.problem(
+                request, 503, "Please try again later", "We could not take your sign-up now."
+            )
+        if sent is False:
+            return site.problem(
+                request,
+                503,
+                "Please try again later",
+                "We could not send the confirmation email just now. Please try again later.",
+            )
+        return RedirectResponse(f"/subscribe/sent?list={values['list']}", status_code=303)
+
+    def _hit(self, bucket: str, limit: int, window: timedelta) -> rate_limits.Hit:
+        with self.site.engine.begin() as conn:
+            return rate_limits.hit(conn, bucket, limit=limit, window=window)
+
+    def _problems(self, values: dict[str, str]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if self.site.mailing_list(values["list"]) is None:
+            errors["list"] = "Choose a newsletter"
+        if not values["email"]:
+            errors["email"] = "Enter your email address"
+        else:
+            try:
+                checked = validate_email(values["email"], check_deliverability=False)
+            except EmailNotValidError:
+                errors["email"] = "Enter an email address in the right form, like name@example.org"
+            else:
+                values["email"] = checked.normalized
+        return errors
+
+    def _sign_up(self, values: dict[str, str], request: Request) -> bool | None:
+        """Record the sign-up and send the confirmation: True sent, None nothing to send,
+        False the transport failed (the sign-up stays pending; the reader can try again)."""
+        site = self.site
+        list_settings = site.mailing_list(values["list"])
+        assert list_settings is not None  # checked by _problems
+        message_id = new_message_id(site.settings)
+        with site.engine.begin() as conn:
+            subscriber_id = subscriptions.request_subscription(
+                conn,
+                secret=site.secret,
+                email=values["email"],
+                name=values["name"],
+                list_name=list_settings.name,
+                visitor=visitor(request),
+                message_id=message_id,
+                limit=site.mail_limit,
+            )
+            if subscriber_id is None:
+                return None
+            address = subscriptions.email_of(conn, subscriber_id) or values["email"]
+            person = subscriptions.preferences(conn, subscriber_id)
+        hours = site.settings.signup.confirm_link_hours
+        expires = int(time.time()) + hours * 3600
+        token = tokens.sign(site.secret, "confirm", subscriber_id, list_settings.name, expires)
+        url = site.url(f"/confirm/{list_settings.name}/{token}")
+        name = person.name if person else ""
+        batch = confirmation_batch(
+            site.settings, list_settings, Subscriber(subscriber_id, address, name), url, message_id
+        )
+        with site.transport() as transport:
+            (result,) = transport.send(batch)
+        if result.outcome is not Outcome.SENT:
+            log.error("confirmation email not sent: %s %s", result.outcome, result.detail)
+            return False
+        log.info("confirmation email sent for list %s", list_settings.name)
+        return True
+
+    async def sent(self, request: Request) -> Response:
+        list_settings = self.site.mailing_list(request.query_params.get("list", ""))
+        context = {
+            "title": "Check your inbox",
+            "list_title": list_settings.title if list_settings else "",
+            "hours": self.site.settings.signup.confirm_link_hours,
+        }
+        return self.site.page(request, "web/subscribe_sent.html", context)
+
+    # --------------------------------------------------------------------------- confirmation
+
+    def _subscriber(self, request: Request) -> tuple[str, str] | None:
+        """(list name, subscriber id) of a valid confirm link, or None."""
+        list_name = request.path_params["list_name"]
+        if self.site.mailing_list(list_name) is None:
+            return None
+        subscriber_id = tokens.verify(
+            self.site.secret, request.path_params["token"], "confirm", list_name=list_name
+        )
+        return None if subscriber_id is None else (list_name, subscriber_id)
+
+    async def confirm_page(self, request: Request) -> Response:
+        found = self._subscriber(request)
+        if found is None:
+            return self.site.invalid_link(request)
+        list_name, subscriber_id = found
+        person = await run_in_threadpool(self._person, subscriber_id)
+        if person is None:
+            return self.site.invalid_link(request)
+        list_settings = self.site.mailing_list(list_name)
+        assert list_settings is not None
+        status = person.statuses.get(list_name, "")
+        preferences_token = tokens.sign(self.site.secret, "preferences", subscriber_id, list_name)
+        context = {
+            "title": "Confirm your subscription",
+            "list": list_settings,
+            "email": person.email,
+            "status": status,
+            "action": request.url.path,
+            "preferences_url": f"/preferences/{list_name}/{preferences_token}",
+        }
+        if status == "confirmed":
+            context["title"] = "You are subscribed"
+        return self.site.page(request, "web/confirm.html", context)
+
+    def _person(self, subscriber_id: str) -> subscriptions.Preferences | None:
+        with self.site.engine.connect() as conn:
+            return subscriptions.preferences(conn, subscriber_id)
+
+    async def confirm(self, request: Request) -> Response:
+        site = self.site
+        form = await site.form(request)
+        if isinstance(form, Response):
+            return form
+        found = self._subscriber(request)
+        if found is None:
+            return site.invalid_link(request)
+        list_name, subscriber_id = found
+        who = visitor(request)
+
+        def confirm() -> subscriptions.Confirmation:
+            with site.engine.begin() as conn:
+                return subscriptions.confirm(
+                    conn,
+                    secret=site.secret,
+                    subscriber_id=subscriber_id,
+                    list_name=list_name,
+                    visitor=who,
+                )
+
+        outcome = await run_in_threadpool(confirm)
+        log.info("confirm on list %s: %s", list_name, outcome.value)
+        if outcome is subscriptions.Confirmation.NOT_PENDING:
+            return site.invalid_link(request)
+        return RedirectResponse(request.url.path, status_code=303)

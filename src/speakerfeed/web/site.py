@@ -1,0 +1,132 @@
+"""What every reader-facing page shares: settings, store, key, CSRF guard, mailer, and the way a
+page is rendered and answered (security headers, no caching of pages that hold a signed link).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.datastructures import FormData
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, Response
+
+from speakerfeed.config import ListSettings, Settings
+from speakerfeed.render.pages import base_context, render_page
+from speakerfeed.subscriptions import MailLimit, Visitor
+from speakerfeed.transports.base import Transport
+from speakerfeed.web.csrf import FIELD, CsrfGuard
+from speakerfeed.web.forms import FormTooLargeError, client_ip, field, read_form
+
+log = logging.getLogger("speakerfeed.web")
+
+# Pages hold signed links: the Referer must not carry them to other sites, and no cache may
+# keep them. Inline CSS only, no scripts at all.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    settings: Settings
+    engine: Engine
+    secret: bytes
+    csrf: CsrfGuard
+    transport: Callable[[], Transport]  # a new transport per email: opened, used, closed
+    templates_dir: Path | None = None
+
+    @property
+    def mail_limit(self) -> MailLimit:
+        signup = self.settings.signup
+        return MailLimit(signup.per_address, timedelta(minutes=signup.per_address_window_minutes))
+
+    @property
+    def ip_window(self) -> timedelta:
+        return timedelta(minutes=self.settings.signup.per_ip_window_minutes)
+
+    def mailing_list(self, name: str) -> ListSettings | None:
+        return self.settings.mailing_list(name)
+
+    def url(self, path: str) -> str:
+        """The public URL of one of the app's paths ("/confirm/..."), as emails must link."""
+        return self.settings.app_url + path
+
+    def page(
+        self,
+        request: Request,
+        template: str,
+        context: dict[str, Any],
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """A page from templates/web/, with a CSRF token for its forms."""
+        token, new_cookie = self.csrf.token(request)
+        full = {**base_context(self.settings), "csrf_field": FIELD, "csrf_token": token, **context}
+        body = render_page(template, full, templates_dir=self.templates_dir)
+        all_headers = {**SECURITY_HEADERS, **(headers or {})}
+        response = HTMLResponse(body, status_code=status, headers=all_headers)
+        self.csrf.set_cookie(request, response, new_cookie)
+        return response
+
+    def problem(
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """A page that says what went wrong and what to do (bad link, no CSRF token, too many)."""
+        context = {"title": title, "message": message, "subscribe_url": "/subscribe"}
+        return self.page(request, "web/problem.html", context, status=status, headers=headers)
+
+    def forbidden(self, request: Request) -> Response:
+        return self.problem(
+            request,
+            403,
+            "This form has expired",
+            "We could not check that this form came from our site. Your browser may block "
+            "cookies, or the page was open for a long time. Go back, reload the page and try "
+            "again.",
+        )
+
+    def invalid_link(self, request: Request) -> Response:
+        return self.problem(
+            request,
+            400,
+            "This link is not valid",
+            "The link may have expired, or been cut short by your email program. "
+            "You can sign up again: we will send a new link.",
+        )
+
+    async def form(self, request: Request, *, csrf: bool = True) -> FormData | Response:
+        """The POSTed form, or the page to answer with: too large, or (``csrf``) unchecked."""
+        try:
+            form = await read_form(request)
+        except FormTooLargeError:
+            return self.problem(request, 413, "Too much data", "The form sent too much data.")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if csrf and not self.csrf.accepts(request, field(form, FIELD)):
+            return self.forbidden(request)
+        return form
+
+
+def visitor(request: Request) -> Visitor:
+    """The consent evidence of a request: the client's IP and user agent."""
+    return Visitor(client_ip(request), request.headers.get("user-agent", ""))

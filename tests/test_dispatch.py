@@ -1,0 +1,192 @@
+"""The delivery ledger and the send loop, on SQLite and PostgreSQL, through the memory transport."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+
+from speakerfeed import dispatch
+from speakerfeed.config import Settings
+from speakerfeed.store import ledger
+from speakerfeed.store import subscribers as repo
+from speakerfeed.store.engine import upgrade
+from speakerfeed.store.schema import deliveries
+from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, TransportError
+from speakerfeed.transports.memory import MemoryTransport
+from tests.support.project import make_project
+
+SECRET = b"dispatch-test-secret-0123456789"
+CONTENT = ledger.SendContent(
+    subject="The Speaker Daily: news",
+    html="<p>Hello SFMARK0NAME0SFMARK</p><a href='SFMARK0UNSUBSCRIBE0SFMARK'>Unsubscribe</a>"
+    "<a href='SFMARK0PREFERENCES0SFMARK'>Preferences</a>",
+    text="Hello SFMARK0NAME0SFMARK\nUnsubscribe: SFMARK0UNSUBSCRIBE0SFMARK\n"
+    "Preferences: SFMARK0PREFERENCES0SFMARK\n",
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_project(
+        tmp_path,
+        email={"from_address": "The Speaker <digest@speakernews.co.uk>"},
+        lists=[{"name": "daily", "title": "The Speaker Daily"}],
+        sending={"batch_size": 7, "max_errors": 5},
+    )
+
+
+@pytest.fixture
+def store(engine: Engine) -> Engine:
+    upgrade(engine)
+    with engine.begin() as conn:
+        for number in range(30):
+            subscriber = repo.add_subscriber(conn, f"reader{number}@example.org", f"R {number}")
+            status = "pending" if number == 29 else "confirmed"
+            repo.subscribe(conn, subscriber, "daily", status=status, consent={"action": "test"})
+    return engine
+
+
+def start(engine: Engine, send_id: str = "daily-1", **when: datetime) -> None:
+    with engine.begin() as conn:
+        scheduled = when.get("scheduled_at", datetime.now(UTC))
+        assert ledger.create_send(conn, send_id, "daily", CONTENT, scheduled_at=scheduled)
+
+
+def test_every_confirmed_subscriber_gets_one_message(store: Engine, settings: Settings) -> None:
+    start(store)
+    with store.begin() as conn:  # creating it again adds nobody
+        assert not ledger.create_send(
+            conn, "daily-1", "daily", CONTENT, scheduled_at=datetime.now(UTC)
+        )
+    transport = MemoryTransport()
+    seen: list[tuple[int, int]] = []
+    report = dispatch.run_send(
+        store,
+        settings,
+        "daily-1",
+        transport,
+        secret=SECRET,
+        progress=lambda d, t: seen.append((d, t)),
+    )
+    assert report.state == "done" and report.counts["sent"] == 29
+    addresses = Counter(message.envelope_to for message in transport.sent)
+    assert len(addresses) == 29 and set(addresses.values()) == {1}
+    assert "reader29@example.org" not in addresses  # pending, never confirmed
+    assert max(len(batch.recipients) for batch in transport.batches) == 7
+    assert seen[-1] == (29, 29)
+    first = transport.sent[0].parsed()
+    assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/unsubscribe/daily/" in first["List-Unsubscribe"]
+    # Running it again sends nothing more.
+    again = MemoryTransport()
+    dispatch.run_send(store, settings, "daily-1", again, secret=SECRET)
+    assert again.sent == []
+
+
+def test_someone_who_leaves_during_a_send_gets_nothing_more(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+
+    leavers: list[str] = []
+
+    class LeavingMidway(MemoryTransport):
+        def send(self, batch: Batch) -> list[DeliveryResult]:
+            if not self.batches:  # while the first batch goes out, two others leave
+                in_batch = {recipient.address for recipient in batch.recipients}
+                others = [f"reader{n}@example.org" for n in range(29)]
+                leavers.extend([a for a in others if a not in in_batch][:2])
+                with store.begin() as conn:
+                    person = repo.find_by_email(conn, leavers[0])
+                    assert person is not None
+                    repo.set_status(conn, person.id, "daily", "unsubscribed")
+                    repo.suppress(conn, repo.address_hash(SECRET, leavers[1]), "bounced")
+            return super().send(batch)
+
+    transport = LeavingMidway()
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    sent = {message.envelope_to for message in transport.sent}
+    assert len(leavers) == 2 and not sent & set(leavers)
+    assert report.counts["skipped"] == 2 and report.counts["sent"] == 27
+
+
+def test_outcomes_are_recorded_and_deferred_rows_return_to_pending(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+    transport = MemoryTransport(
+        {
+            "reader1@example.org": Outcome.FAILED,
+            "reader2@example.org": Outcome.UNKNOWN,
+        }
+    )
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert report.counts["failed"] == 1 and report.counts["unknown"] == 1
+    assert report.counts["sent"] == 27 and report.state == "done"
+    with store.connect() as conn:
+        assert ledger.errors(conn, "daily-1")[0][1] >= 1
+
+
+def test_too_many_errors_pause_the_send_and_resume_carries_on(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+    refused = {f"reader{n}@example.org": Outcome.DEFERRED for n in range(10)}
+    report = dispatch.run_send(store, settings, "daily-1", MemoryTransport(refused), secret=SECRET)
+    assert report.state == "paused" and "paused after" in report.note
+    assert report.counts["pending"] > 0
+    assert dispatch.resume(store, "daily-1") == 0
+    transport = MemoryTransport()
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert report.state == "done" and report.counts["sent"] == 29
+
+
+def test_a_transport_that_cannot_work_pauses_with_rows_back_to_pending(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+
+    class Broken(MemoryTransport):
+        def send(self, batch: Batch) -> list[DeliveryResult]:
+            raise TransportError("SPEAKERFEED_SENDGRID_API_KEY is not set")
+
+    report = dispatch.run_send(store, settings, "daily-1", Broken(), secret=SECRET)
+    assert report.state == "paused" and "API_KEY" in report.note
+    assert report.counts["pending"] == 29 and report.counts["sending"] == 0
+
+
+def test_rows_left_in_flight_by_a_dead_sender_become_unknown_not_resent(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+    with store.begin() as conn:
+        claimed = ledger.claim(conn, "daily-1", worker="dead:1", limit=5, secret=SECRET)
+        assert len(claimed) == 5
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.state == "sending")
+            .values(updated_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    transport = MemoryTransport()
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert report.counts["unknown"] == 5 and report.counts["sent"] == 24
+    assert {m.envelope_to for m in transport.sent}.isdisjoint(s.email for s in claimed)
+    # The operator may choose to resend them.
+    assert dispatch.resume(store, "daily-1", resend_unknown=True) == 5
+    again = MemoryTransport()
+    dispatch.run_send(store, settings, "daily-1", again, secret=SECRET)
+    assert {m.envelope_to for m in again.sent} == {s.email for s in claimed}
+
+
+def test_a_send_later_than_its_maximum_lateness_is_cancelled(
+    store: Engine, settings: Settings
+) -> None:
+    start(store, scheduled_at=datetime.now(UTC) - timedelta(hours=5))
+    transport = MemoryTransport()
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert report.state == "cancelled" and "late" in report.note
+    assert transport.sent == []

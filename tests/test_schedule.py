@@ -1,0 +1,127 @@
+"""Scheduling pieces on SQLite and PostgreSQL: crontab meaning, the job store keeping missed
+runs, leader election, and a digest job that fires twice recording one send."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from speakerfeed import schedule
+from speakerfeed.config import Settings
+from speakerfeed.crontab import cron_days, crontab_trigger
+from speakerfeed.store import subscribers as repo
+from speakerfeed.store.engine import upgrade
+from speakerfeed.store.leader import Leadership
+from speakerfeed.store.schema import deliveries, sends
+from tests.support.project import make_project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("6", "sat"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("1-5", "mon-fri"),
+        ("*/2", "*/2"),
+        ("1,3", "mon,wed"),
+    ],
+)
+def test_day_numbers_mean_what_cron_means(field: str, expected: str) -> None:
+    assert cron_days(field) == expected
+
+
+def test_a_saturday_schedule_fires_on_saturday_in_its_zone() -> None:
+    trigger = crontab_trigger("0 8 * * 6", "Europe/London")
+    fire = trigger.get_next_fire_time(None, datetime(2026, 11, 24, tzinfo=UTC))
+    assert fire is not None and fire.strftime("%A %H:%M") == "Saturday 08:00"
+    with pytest.raises(ValueError, match="out of range"):
+        crontab_trigger("0 8 * * 9", "UTC")
+    seconds = crontab_trigger("30 0 7 * * *", "UTC")
+    assert seconds.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=UTC)) == datetime(
+        2026, 1, 1, 7, 0, 30, tzinfo=UTC
+    )
+
+
+def test_last_fire_time() -> None:
+    trigger = crontab_trigger("0 7 * * *", "UTC")
+    now = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    assert schedule.last_fire_time(trigger, now) == datetime(2026, 11, 24, 7, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    shutil.copytree(ROOT / "articles", tmp_path / "articles")
+    return make_project(
+        tmp_path,
+        email={
+            "from_address": "The Speaker <digest@speakernews.co.uk>",
+            "postal_address": "The Speaker, 20 Example Street, London",
+        },
+        lists=[{"name": "daily", "title": "The Speaker Daily", "schedule": "0 7 * * *"}],
+    )
+
+
+def test_the_job_store_keeps_the_next_run_across_restarts(
+    engine: Engine, settings: Settings
+) -> None:
+    upgrade(engine)
+    first = schedule.make_scheduler(settings, engine)
+    job = first.get_job(schedule.digest_job_id("daily"))
+    assert job is not None and {j.id for j in first.get_jobs()} == {"refresh", "digest:daily"}
+    planned = job.next_run_time
+    first.shutdown(wait=False)
+    # Started again (as after downtime): the job, and its next run time, come from the store.
+    second = schedule.make_scheduler(settings, engine)
+    again = second.get_job(schedule.digest_job_id("daily"))
+    assert again is not None and again.next_run_time == planned
+    assert again.misfire_grace_time == 180 * 60 and again.coalesce
+    second.shutdown(wait=False)
+
+
+def test_one_leader_at_a_time(engine: Engine) -> None:
+    upgrade(engine)
+    one = Leadership(engine, "scheduler", "host:1", ttl=timedelta(seconds=60))
+    two = Leadership(engine, "scheduler", "host:2", ttl=timedelta(seconds=60))
+    try:
+        assert one.try_acquire()
+        assert not two.try_acquire()
+        assert one.try_acquire()  # keeping it
+        one.release()
+        assert two.try_acquire()
+        assert not one.try_acquire()
+    finally:
+        one.release()
+        two.release()
+
+
+def test_a_digest_job_that_fires_twice_records_one_send(engine: Engine, settings: Settings) -> None:
+    upgrade(engine)
+    with engine.begin() as conn:
+        subscriber = repo.add_subscriber(conn, "ann@example.org")
+        repo.subscribe(conn, subscriber, "daily", status="confirmed", consent={"action": "t"})
+    woken: list[bool] = []
+    schedule.install(
+        schedule.JobContext(
+            settings, engine, refresh=lambda: None, wake_senders=lambda: woken.append(True)
+        )
+    )
+    schedule.digest_job("daily")
+    schedule.digest_job("daily")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(sends)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 1
+    assert woken
+
+    schedule.set_paused(engine, "daily", True)
+    (run,) = schedule.planned_runs(settings, engine)
+    assert run.paused and run.zone == "Europe/London"
+    schedule.set_paused(engine, "daily", False)
+    (run,) = schedule.planned_runs(settings, engine)
+    assert not run.paused and run.next_run is not None and run.next_run.hour == 7

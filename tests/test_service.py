@@ -1,0 +1,313 @@
+"""`speakerfeed serve` end to end, as a real subprocess on a free port: the scheduler sends a
+digest to a real SMTP server (aiosmtpd) on time; a new article changes the served feed; a run
+missed while the service was down goes out once (or not at all when too late); SIGTERM in the
+middle of a send loses and repeats nobody; two processes on PostgreSQL elect one scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select, text
+
+from speakerfeed.store import ledger
+from speakerfeed.store import subscribers as repo
+from speakerfeed.store.engine import engine_for_url, upgrade
+from speakerfeed.store.schema import sends
+from tests.support.project import BASE_CONFIG, markdown_article
+from tests.support.smtp_server import SmtpServer, running_smtp_server
+
+SECRET = "service-test-secret-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def at(moment: datetime) -> str:
+    """A six-field crontab line (seconds first) firing once a day at ``moment`` (UTC)."""
+    return f"{moment.second} {moment.minute} {moment.hour} * * *"
+
+
+def write_config(
+    folder: Path, store_url: str, smtp_port: int, schedule: str, **sending: Any
+) -> None:
+    options = {"batch_size": 20, "max_lateness_minutes": 5, **sending}
+    sending_lines = "\n".join(f"{key} = {value!r}" for key, value in options.items())
+    (folder / "config.toml").write_text(
+        BASE_CONFIG
+        + f"""
+[email]
+from_address = "The Speaker <digest@speakernews.co.uk>"
+postal_address = "The Speaker, 20 Example Street, London"
+
+[[lists]]
+name = "daily"
+title = "The Speaker Daily"
+schedule = "{schedule}"
+timezone = "UTC"
+send_when_empty = true
+
+[store]
+url = "{store_url}"
+
+[delivery]
+transport = "smtp"
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+
+[schedule]
+refresh_minutes = 60
+leader_check_seconds = 0.5
+send_poll_seconds = 0.5
+
+[sending]
+{sending_lines}
+""",
+        encoding="utf-8",
+    )
+
+
+def make_site(folder: Path, engine: Engine, people: int) -> set[str]:
+    (folder / "articles").mkdir(exist_ok=True)
+    (folder / "articles" / "first.md").write_text(
+        markdown_article("First story", "2024-05-01 10:00"), encoding="utf-8"
+    )
+    upgrade(engine)
+    addresses = set()
+    with engine.begin() as conn:
+        for number in range(people):
+            address = f"reader{number:04}@example.org"
+            subscriber = repo.add_subscriber(conn, address)
+            repo.subscribe(conn, subscriber, "daily", status="confirmed", consent={"action": "t"})
+            addresses.add(address)
+    return addresses
+
+
+class Serve:
+    """One `speakerfeed serve` process."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "SPEAKERFEED_SECRET_KEY": SECRET, "NO_COLOR": "1"}
+        env.pop("SPEAKERFEED_CONFIG", None)
+        self.log = (folder / f"serve-{self.port}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "speakerfeed", "serve", "--port", str(self.port)],
+            cwd=folder,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._up, 60, f"serve on {self.url} did not start: {self.output()}")
+
+    def _up(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"serve exited early: {self.output()}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code in (200, 503)
+        except httpx.TransportError:
+            return False
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+    def health(self) -> dict[str, Any]:
+        found: dict[str, Any] = httpx.get(self.url + "/healthz", timeout=5).json()
+        return found
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=90)
+        self.log.close()
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[Serve]:
+    serve = Serve(folder)
+    try:
+        yield serve
+    finally:
+        serve.stop()
+
+
+def wait_until(
+    condition: Callable[[], bool], seconds: float, message: str | Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(message() if callable(message) else message)
+
+
+def received(server: SmtpServer) -> Counter[str]:
+    return Counter(server.recipients())
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with running_smtp_server(None, mode="none", auth=False) as server:
+        yield server
+
+
+def sqlite_site(tmp_path: Path) -> tuple[Engine, str]:
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    return engine_for_url(url), url
+
+
+def test_the_scheduler_sends_on_time_and_a_new_article_changes_the_feed(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    engine, url = sqlite_site(tmp_path)
+    readers = make_site(tmp_path, engine, people=12)
+    due = datetime.now(UTC) + timedelta(seconds=8)
+    write_config(tmp_path, url, smtp.port, at(due))
+    with serving(tmp_path) as serve:
+        health = serve.health()
+        assert health["database"] == "ok" and health["last_build"]["articles"] == 1
+        wait_until(lambda: serve.health()["scheduler"] == "leader", 15, "no scheduler elected")
+
+        feed = httpx.get(serve.url + "/atom.xml")
+        old_etag = feed.headers["etag"]
+        (tmp_path / "articles" / "second.md").write_text(
+            markdown_article("Second story", "2024-05-02 10:00"), encoding="utf-8"
+        )
+
+        def feed_changed() -> bool:
+            return httpx.get(serve.url + "/atom.xml").headers["etag"] != old_etag
+
+        wait_until(feed_changed, 20, "the feed did not change after a new article")
+        fresh = httpx.get(serve.url + "/atom.xml")
+        assert "Second story" in fresh.text
+        assert (
+            httpx.get(serve.url + "/atom.xml", headers={"If-None-Match": old_etag}).status_code
+            == 200
+        )
+        revalidated = httpx.get(
+            serve.url + "/atom.xml", headers={"If-None-Match": fresh.headers["etag"]}
+        )
+        assert revalidated.status_code == 304
+
+        wait_until(
+            lambda: set(received(smtp)) == readers, 40, lambda: f"digest not sent: {serve.output()}"
+        )
+        assert set(received(smtp).values()) == {1}
+        arrived = datetime.now(UTC)
+        assert arrived >= due.replace(microsecond=0)
+    with engine.connect() as conn:
+        (row,) = conn.execute(select(sends.c.id, sends.c.state)).all()
+        assert row.state == "done" and row.id.startswith("daily-")
+
+
+def test_a_run_missed_while_down_goes_out_once(tmp_path: Path, smtp: SmtpServer) -> None:
+    engine, url = sqlite_site(tmp_path)
+    readers = make_site(tmp_path, engine, people=5)
+    due = datetime.now(UTC) + timedelta(seconds=12)
+    write_config(tmp_path, url, smtp.port, at(due))
+    with serving(tmp_path) as serve:  # records the job and its next run, then stops
+        wait_until(lambda: serve.health()["scheduler"] == "leader", 15, "no scheduler elected")
+    assert received(smtp) == Counter()
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 2)
+    with serving(tmp_path):
+        wait_until(lambda: set(received(smtp)) == readers, 40, "the missed run was not sent")
+        time.sleep(3)  # long enough for a second, wrong, send to show up
+    assert set(received(smtp).values()) == {1}
+
+
+def test_a_run_missed_beyond_the_maximum_lateness_is_not_sent(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    engine, url = sqlite_site(tmp_path)
+    make_site(tmp_path, engine, people=5)
+    due = datetime.now(UTC) + timedelta(seconds=10)
+    write_config(tmp_path, url, smtp.port, at(due), max_lateness_minutes=0.05)  # 3 s
+    with serving(tmp_path) as serve:
+        wait_until(lambda: serve.health()["scheduler"] == "leader", 15, "no scheduler elected")
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 6)
+    with serving(tmp_path) as serve:
+        time.sleep(5)
+        log = serve.output()
+    assert received(smtp) == Counter(), log
+    with engine.connect() as conn:
+        assert conn.execute(select(sends.c.id)).first() is None
+
+
+def test_sigterm_in_the_middle_of_a_send_then_restart(tmp_path: Path, smtp: SmtpServer) -> None:
+    engine, url = sqlite_site(tmp_path)
+    readers = make_site(tmp_path, engine, people=400)
+    due = datetime.now(UTC) + timedelta(seconds=6)
+    # 40 messages a second: the send takes about 10 s, so SIGTERM lands in the middle of it.
+    write_config(tmp_path, url, smtp.port, at(due), messages_per_second=40, batch_size=10)
+    serve = Serve(tmp_path)
+    try:
+        wait_until(lambda: len(received(smtp)) >= 60, 40, "the send did not start")
+        serve.stop(signal.SIGTERM)
+        # uvicorn shuts down cleanly, then ends by the signal it got (as a shell expects).
+        assert serve.process.returncode in (0, -signal.SIGTERM), serve.output()
+        assert "service stopped" in serve.output()
+        stopped_at = len(received(smtp))
+        assert stopped_at < len(readers), "the send finished before SIGTERM: nothing was tested"
+        with engine.connect() as conn:
+            (send_id,) = conn.execute(select(sends.c.id)).scalars()
+            states = ledger.counts(conn, send_id)
+        assert states["sending"] == 0 and states["unknown"] == 0, states  # the batch finished
+        assert states["sent"] == stopped_at
+    finally:
+        serve.stop()
+    with serving(tmp_path):
+        wait_until(lambda: set(received(smtp)) == readers, 60, "the send was not resumed")
+    assert set(received(smtp).values()) == {1}
+
+
+def test_two_serve_processes_on_postgresql_one_scheduler_each_recipient_once(
+    tmp_path: Path, smtp: SmtpServer, postgresql_url: str
+) -> None:
+    engine = engine_for_url(postgresql_url)
+    try:
+        readers = make_site(tmp_path, engine, people=300)
+        due = datetime.now(UTC) + timedelta(seconds=12)
+        url = postgresql_url.replace("+psycopg", "")
+        write_config(tmp_path, url, smtp.port, at(due), batch_size=10)
+        with serving(tmp_path) as first, serving(tmp_path) as second:
+
+            def one_leader() -> bool:
+                roles = sorted([first.health()["scheduler"], second.health()["scheduler"]])
+                return roles == ["follower", "leader"]
+
+            wait_until(one_leader, 20, "not exactly one scheduler")
+            wait_until(lambda: set(received(smtp)) == readers, 60, "the digest was not sent")
+            time.sleep(2)
+            assert one_leader()
+        assert set(received(smtp).values()) == {1}
+        with engine.connect() as conn:
+            workers = conn.execute(text("SELECT DISTINCT worker FROM deliveries")).scalars()
+            assert len(set(workers)) == 2, "both processes should have sent batches"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()

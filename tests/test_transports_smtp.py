@@ -1,0 +1,372 @@
+"""The SMTP transport against a real aiosmtpd server on 127.0.0.1: STARTTLS and AUTH, the
+connection pool, and what each kind of failure comes to (retried, DEFERRED, FAILED, UNKNOWN)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from speakerfeed.messages.batch_mime import BatchTemplate
+from speakerfeed.transports.base import Outcome, Recipient
+from speakerfeed.transports.registry import transport_from_settings
+from speakerfeed.transports.settings import DeliverySettings, SmtpSettings
+from speakerfeed.transports.smtp import NOOP_AFTER_IDLE_SECONDS, SmtpTransport
+from tests.support.smtp_server import (
+    DROP,
+    PASSWORD,
+    USERNAME,
+    SmtpServer,
+    running_smtp_server,
+    tls_files,
+)
+from tests.test_transports import check_lines, check_message, make_batch, parse, parts, recipient
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def server(certificate: tuple[Path, Path]) -> Iterator[SmtpServer]:
+    with running_smtp_server(certificate) as running:
+        yield running
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def smtp(
+    server: SmtpServer,
+    certificate: tuple[Path, Path],
+    sleeps: list[float],
+    *,
+    clock: Clock | None = None,
+    password: str = PASSWORD,
+    trusted: bool = True,
+    **changes: Any,
+) -> SmtpTransport:
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": USERNAME,
+        "helo_name": "client.example.org",
+        "timeout_seconds": 5.0,
+        "pool_size": 1,
+        "max_retries": 2,
+        "retry_delay_seconds": 1.5,
+    }
+    context = ssl.create_default_context(cafile=str(certificate[0])) if trusted else None
+    return SmtpTransport(
+        SmtpSettings.model_validate(settings | changes),
+        password=password,
+        ssl_context=context,
+        sleep=sleeps.append,
+        clock=clock or Clock(),
+    )
+
+
+def test_starttls_and_auth_deliver_every_message(
+    server: SmtpServer, certificate: tuple[Path, Path]
+) -> None:
+    """Made from settings as the application makes it: the password from the environment, the
+    CA file relative to the configuration's folder."""
+    settings = DeliverySettings.model_validate(
+        {
+            "transport": "smtp",
+            "smtp": {"host": "127.0.0.1", "port": server.port, "username": USERNAME,
+                     "ca_file": certificate[0].name, "pool_size": 3, "timeout_seconds": 5},
+        }
+    )  # fmt: skip
+    transport = transport_from_settings(
+        settings, certificate[0].parent, environ={"SPEAKERFEED_SMTP_PASSWORD": PASSWORD}
+    )
+    batch = make_batch(12)
+    with transport:
+        results = transport.send(batch)
+    assert [r.outcome for r in results] == [Outcome.SENT] * 12
+    assert [r.key for r in results] == [p.key for p in batch.recipients]
+    assert sorted(r.provider_id for r in results) == [f"Q{n:04d}" for n in range(1, 13)]
+    assert all(r.detail.startswith("250 2.0.0 Ok: queued as Q") for r in results)
+    by_address = {m.rcpt_tos[0]: m for m in server.messages}
+    for person in batch.recipients:
+        received = by_address[person.address]
+        assert received.mail_from == "digest@speakernews.co.uk"
+        assert received.user == USERNAME
+        check_lines(received.data)
+        check_message(parse(received.data), batch, person)
+
+
+def test_lines_starting_with_a_dot_arrive_intact(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    text = ".starts with a dot\n..two dots\nfine\n."
+    batch = make_batch(1, text=text, html=".<p>x</p>")
+    with smtp(server, certificate, sleeps) as transport:
+        assert transport.send(batch)[0].outcome is Outcome.SENT
+    assert parts(parse(server.messages[0].data)) == (text, ".<p>x</p>")
+
+
+def test_the_pool_reuses_its_connections(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    with smtp(server, certificate, sleeps, pool_size=2) as transport:
+        first = transport.send(make_batch(20))
+        second = transport.send(make_batch(20))
+    assert {r.outcome for r in first + second} == {Outcome.SENT}
+    assert len(server.messages) == 40
+    assert server.connections <= 2  # the second batch went over the same connections
+    per_connection = [m.connection for m in server.messages]
+    assert max(per_connection.count(n) for n in set(per_connection)) >= 10
+
+
+def test_a_connection_is_replaced_after_its_message_limit(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    transport = smtp(server, certificate, sleeps, messages_per_connection=5)
+    results = transport.send(make_batch(12))  # not opened: opened and closed by send
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert server.connections == 3
+    assert [m.connection for m in server.messages] == [1] * 5 + [2] * 5 + [3] * 2
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "waits"),
+    [
+        ("RCPT", "451 4.7.1 Greylisted, try again later", [1.5, 3.0]),
+        ("DATA", "451 4.3.0 Local error in processing", [1.5, 3.0]),
+        ("RCPT", "421 4.7.0 Too many connections, closing", [1.5, 3.0]),
+        ("DATA", "421 4.3.2 Shutting down", [1.5, 3.0]),
+        # MAIL is scripted for the sender: the first two messages are refused once each.
+        ("MAIL", "452 4.3.1 Insufficient system storage", [1.5]),
+        ("MAIL", "421 4.7.0 Try again later, closing", [1.5]),
+        # Lost before the message was sent, on a connection used before: a fresh connection
+        # is tried at once (lost again), then the message waits for the next round.
+        ("RCPT", DROP, [1.5]),
+    ],
+)
+def test_a_refusal_for_now_is_retried_then_delivered(
+    server: SmtpServer,
+    certificate: tuple[Path, Path],
+    sleeps: list[float],
+    stage: str,
+    reply: str,
+    waits: list[float],
+) -> None:
+    address = "reader1@example.org" if stage != "MAIL" else "digest@speakernews.co.uk"
+    server.script(stage, address, reply, reply)
+    with smtp(server, certificate, sleeps) as transport:
+        results = transport.send(make_batch(3))
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    assert sleeps == waits  # a round of retries after each wait, the wait doubling
+    assert sorted(server.recipients()) == [f"reader{n}@example.org" for n in range(3)]
+
+
+def test_a_refusal_for_now_past_the_retries_is_deferred(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    server.script("RCPT", "reader1@example.org", *["451 4.7.1 Greylisted"] * 3)
+    with smtp(server, certificate, sleeps) as transport:
+        results = transport.send(make_batch(3))
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.DEFERRED, Outcome.SENT]
+    assert results[1].detail == "RCPT TO: 451 4.7.1 Greylisted"
+    assert not results[1].hard_bounce
+    assert sleeps == [1.5, 3.0]
+    assert server.connections == 1  # RSET, not a new connection, after each refusal
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "hard_bounce"),
+    [
+        ("RCPT", "550 5.1.1 User unknown", True),
+        ("RCPT", "551 User not local", True),
+        ("RCPT", "553 Mailbox name not allowed", True),
+        ("RCPT", "550 5.7.1 Rejected by policy", False),  # about us, not the address
+        ("RCPT", "552 5.2.2 Mailbox full", False),
+        ("DATA", "554 5.6.0 Message refused", False),
+        ("DATA", "550 5.1.1 Recipient address rejected", True),
+        ("MAIL", "553 5.7.1 Sender address rejected", False),
+        ("MAIL", "550 5.1.8 Sender address domain not found", False),  # the sender's, not ours
+        ("DATA", "550 5.1.8 Bad sender's system address", False),
+    ],
+)
+def test_a_permanent_refusal_fails_without_retrying(
+    server: SmtpServer,
+    certificate: tuple[Path, Path],
+    sleeps: list[float],
+    stage: str,
+    reply: str,
+    hard_bounce: bool,
+) -> None:
+    address = "reader1@example.org" if stage != "MAIL" else "digest@speakernews.co.uk"
+    server.script(stage, address, reply)
+    with smtp(server, certificate, sleeps) as transport:
+        results = transport.send(make_batch(3))
+    failed = results[0 if stage == "MAIL" else 1]
+    assert failed.outcome is Outcome.FAILED
+    assert failed.hard_bounce is hard_bounce
+    assert reply in failed.detail
+    assert sleeps == []
+    assert len(server.messages) == 2
+    assert server.connections == 1
+
+
+def test_a_connection_lost_after_the_message_is_unknown_and_never_resent(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    server.script("DATA", "reader1@example.org", DROP)
+    with smtp(server, certificate, sleeps) as transport:
+        results = transport.send(make_batch(3))
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNKNOWN, Outcome.SENT]
+    assert "may have been accepted" in results[1].detail
+    assert sleeps == []
+    assert server.recipients() == ["reader0@example.org", "reader2@example.org"]
+    assert server.connections == 2  # the next message went over a new connection
+
+
+def test_an_idle_connection_is_checked_with_noop_and_replaced(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    clock = Clock()
+    with smtp(server, certificate, sleeps, clock=clock) as transport:
+        assert transport.send(make_batch(2))[0].outcome is Outcome.SENT
+        server.drop_connections()
+        clock.now += NOOP_AFTER_IDLE_SECONDS + 1
+        results = transport.send(make_batch(2))
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert (server.connections, len(server.messages), sleeps) == (2, 4, [])
+
+
+def test_a_connection_closed_by_the_server_is_replaced_at_once(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    """Not idle long enough for NOOP: MAIL finds it gone, and a fresh connection carries the
+    message in the same round, without a wait."""
+    with smtp(server, certificate, sleeps) as transport:
+        transport.send(make_batch(1))
+        server.drop_connections()
+        results = transport.send(make_batch(2))
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert (server.connections, len(server.messages), sleeps) == (2, 3, [])
+
+
+def test_a_refused_password_stops_the_batch_deferred(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    with smtp(server, certificate, sleeps, password="wrong", pool_size=2) as transport:
+        results = transport.send(make_batch(5))
+    assert {r.outcome for r in results} == {Outcome.DEFERRED}
+    assert all("refused AUTH as 'speakerfeed': 535" in r.detail for r in results)
+    assert sleeps == []  # no use waiting: the password will not get better
+    assert server.messages == []
+
+
+def test_a_certificate_not_trusted_stops_the_batch(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    with smtp(server, certificate, sleeps, trusted=False) as transport:
+        results = transport.send(make_batch(2))
+    assert {r.outcome for r in results} == {Outcome.DEFERRED}
+    assert "CERTIFICATE_VERIFY_FAILED" in results[0].detail
+    assert (sleeps, server.messages) == ([], [])
+
+
+def test_starttls_is_required_when_configured(
+    certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    with running_smtp_server(None, mode="none", auth=False) as plain:
+        results = smtp(plain, certificate, sleeps, username="").send(make_batch(1))
+        assert plain.messages == []
+    assert results[0].outcome is Outcome.DEFERRED
+    assert "does not offer STARTTLS: not sending in clear" in results[0].detail
+
+
+def test_tls_from_the_start(certificate: tuple[Path, Path], sleeps: list[float]) -> None:
+    with running_smtp_server(certificate, mode="tls") as implicit:
+        results = smtp(implicit, certificate, sleeps, security="tls").send(make_batch(2))
+        assert implicit.recipients() == ["reader0@example.org", "reader1@example.org"]
+        assert {m.user for m in implicit.messages} == {USERNAME}
+    assert {r.outcome for r in results} == {Outcome.SENT}
+
+
+def test_no_encryption_for_a_relay_on_this_machine(
+    certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    with running_smtp_server(None, mode="none", auth=False) as plain:
+        transport = smtp(plain, certificate, sleeps, security="none", username="")
+        results = transport.send(make_batch(2))
+        assert len(plain.messages) == 2
+    assert {r.outcome for r in results} == {Outcome.SENT}
+
+
+def test_no_server_at_all_is_deferred_after_the_retries(
+    certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound but not listening: connections are refused
+        server = SmtpServer()
+        server.port = port
+        results = smtp(server, certificate, sleeps).send(make_batch(2))
+    assert {r.outcome for r in results} == {Outcome.DEFERRED}
+    assert f"cannot connect to 127.0.0.1:{port}" in results[0].detail
+    assert sleeps == [1.5, 3.0]
+
+
+def test_a_recipient_that_cannot_be_sent_safely_fails_without_a_word_to_the_server(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    batch = make_batch(
+        recipients=(recipient(1, address="x@y.org\r\nRCPT TO:<z@y.org>"), recipient(2))
+    )
+    with smtp(server, certificate, sleeps) as transport:
+        results = transport.send(batch)
+    assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.SENT]
+    assert "To: a line break" in results[0].detail
+    assert server.recipients() == ["reader2@example.org"]
+
+
+def test_an_empty_batch_opens_no_connection(
+    server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    with smtp(server, certificate, sleeps, pool_size=3) as transport:
+        assert transport.send(make_batch(recipients=())) == []
+    assert server.connections == 0
+
+
+def test_an_unexpected_error_costs_one_result_not_the_batch(
+    server: SmtpServer,
+    certificate: tuple[Path, Path],
+    sleeps: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = BatchTemplate.personalise
+
+    def broken(self: BatchTemplate, person: Recipient) -> bytes:
+        data = real(self, person)
+        if person.key == "sub-1":
+            return None  # type: ignore[return-value]  # a bug, deep down
+        return data
+
+    monkeypatch.setattr(BatchTemplate, "personalise", broken)
+    with smtp(server, certificate, sleeps, pool_size=2) as transport:
+        results = transport.send(make_batch(4))
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNKNOWN] + [Outcome.SENT] * 2
+    assert "unexpected error" in results[1].detail
