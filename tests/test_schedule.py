@@ -125,3 +125,40 @@ def test_a_digest_job_that_fires_twice_records_one_send(engine: Engine, settings
     schedule.set_paused(engine, "daily", False)
     (run,) = schedule.planned_runs(settings, engine)
     assert not run.paused and run.next_run is not None and run.next_run.hour == 7
+
+
+def test_schedule_commands(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "config.toml").write_text(
+        (ROOT / "config.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("SPEAKERFEED_CONFIG", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "speakerfeed", "--log-json", "schedule", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = run("list")
+    assert listed.returncode == 0, listed.stderr
+    daily, weekly = listed.stdout.splitlines()
+    assert daily.startswith("digest:daily") and "0 7 * * *" in daily and "next: " in daily
+    assert "Europe/London" in daily
+    assert "next: Sat" in weekly  # "0 8 * * 6" is Saturday, as cron means
+    assert run("pause", "daily").stdout == "daily: scheduled digests paused\n"
+    assert "paused" in run("list").stdout.splitlines()[0]
+    assert run("resume", "daily").returncode == 0
+    assert "next: " in run("list").stdout.splitlines()[0]
+    unknown = run("pause", "nope")
+    assert unknown.returncode == 1 and "no list named 'nope'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr

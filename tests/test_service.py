@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +218,11 @@ def test_the_scheduler_sends_on_time_and_a_new_article_changes_the_feed(
             lambda: set(received(smtp)) == readers, 40, lambda: f"digest not sent: {serve.output()}"
         )
         assert set(received(smtp).values()) == {1}
+        # The article added before the scheduled time is in the digest.
+        digest = message_from_bytes(smtp.messages[0].data, policy=policy.default)
+        assert isinstance(digest, EmailMessage)
+        body = digest.get_body(("plain",))
+        assert body is not None and "Second story" in body.get_content()
         arrived = datetime.now(UTC)
         assert arrived >= due.replace(microsecond=0)
     with engine.connect() as conn:

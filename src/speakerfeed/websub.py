@@ -29,14 +29,14 @@ def notify_hub(
     """POST hub.mode=publish for ``feed_urls``; True when the hub took it (2xx)."""
     if not hub or not feed_urls:
         return False
-    body = [("hub.mode", "publish"), *(("hub.url", url) for url in feed_urls)]
+    body = {"hub.mode": "publish", "hub.url": list(feed_urls)}
     own = client is None
     http = client or httpx.Client(timeout=10, follow_redirects=False)
     try:
         wait = first_wait
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                answer = http.post(hub, data=body)  # type: ignore[arg-type]
+                answer = http.post(hub, data=body)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:

@@ -1,0 +1,71 @@
+"""WebSub publish notifications to a real hub on 127.0.0.1 (a small Starlette app under uvicorn)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from speakerfeed.websub import ATTEMPTS, notify_hub
+from tests.support.asgi_server import running
+
+
+@dataclass
+class Hub:
+    url: str = ""
+    statuses: list[int] = field(default_factory=list)  # answers, in order; then 204
+    received: list[list[tuple[str, str]]] = field(default_factory=list)
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    state = Hub()
+
+    async def publish(request: Request) -> Response:
+        form = await request.form()
+        state.received.append([(key, str(value)) for key, value in form.multi_items()])
+        status = state.statuses.pop(0) if state.statuses else 204
+        return Response(status_code=status)
+
+    app = Starlette(routes=[Route("/hub", publish, methods=["POST"])])
+    with running(app) as url:
+        state.url = url + "/hub"
+        yield state
+
+
+FEEDS = [
+    "https://www.speakernews.co.uk/feeds/atom.xml",
+    "https://www.speakernews.co.uk/feeds/rss.xml",
+]
+
+
+def test_the_hub_is_told_which_feeds_changed(hub: Hub) -> None:
+    assert notify_hub(hub.url, FEEDS, sleep=lambda _: None)
+    assert hub.received == [[("hub.mode", "publish"), *(("hub.url", url) for url in FEEDS)]]
+
+
+def test_a_failing_hub_is_retried_then_given_up_without_raising(hub: Hub) -> None:
+    waits: list[float] = []
+    hub.statuses = [503, 500]
+    assert notify_hub(hub.url, FEEDS, sleep=waits.append)
+    assert len(hub.received) == 3 and waits == [2.0, 4.0]
+
+    hub.received.clear()
+    hub.statuses = [503] * ATTEMPTS
+    assert not notify_hub(hub.url, FEEDS, sleep=waits.append)
+    assert len(hub.received) == ATTEMPTS
+
+    hub.received.clear()
+    hub.statuses = [400]  # the hub refuses the request itself: no retry
+    assert not notify_hub(hub.url, FEEDS, sleep=waits.append)
+    assert len(hub.received) == 1
+
+
+def test_an_unreachable_hub_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    assert not notify_hub("http://127.0.0.1:9/hub", FEEDS, sleep=lambda _: None)
+    assert "not told" in caplog.text
