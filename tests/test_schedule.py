@@ -74,7 +74,11 @@ def test_the_job_store_keeps_the_next_run_across_restarts(
     upgrade(engine)
     first = schedule.make_scheduler(settings, engine)
     job = first.get_job(schedule.digest_job_id("daily"))
-    assert job is not None and {j.id for j in first.get_jobs()} == {"refresh", "digest:daily"}
+    assert job is not None and {j.id for j in first.get_jobs()} == {
+        "refresh",
+        "housekeeping",
+        "digest:daily",
+    }
     planned = job.next_run_time
     first.shutdown(wait=False)
     # Started again (as after downtime): the job, and its next run time, come from the store.
@@ -114,6 +118,7 @@ def test_a_digest_job_that_fires_twice_records_one_send(engine: Engine, settings
     )
     schedule.digest_job("daily")
     schedule.digest_job("daily")
+    schedule.housekeeping_job()
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(sends)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 1

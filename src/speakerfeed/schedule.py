@@ -30,11 +30,13 @@ from speakerfeed.config import ListSettings, Settings
 from speakerfeed.crontab import crontab_trigger
 from speakerfeed.digests import list_zone
 from speakerfeed.sending import open_send
+from speakerfeed.store import rate_limits
 from speakerfeed.store.schema import schedule_pauses
 
 log = logging.getLogger(__name__)
 
 REFRESH_JOB = "refresh"
+HOUSEKEEPING_JOB = "housekeeping"
 JOB_TABLE = "apscheduler_jobs"
 
 
@@ -84,6 +86,17 @@ def refresh_job() -> None:
     _context().refresh()
 
 
+def housekeeping_job() -> None:
+    """Forget rate-limit windows that have ended: they would otherwise pile up for ever."""
+    context = _context()
+    signup = context.settings.signup
+    longest = max(signup.per_ip_window_minutes, signup.per_address_window_minutes)
+    with context.engine.begin() as conn:
+        gone = rate_limits.forget_before(conn, datetime.now(UTC) - timedelta(minutes=longest))
+    if gone:
+        log.info("housekeeping: %d ended rate-limit windows forgotten", gone)
+
+
 def digest_job(list_name: str) -> None:
     """Put the list's digest for the run just due into the ledger (the send loops send it)."""
     context = _context()
@@ -127,7 +140,8 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
             refresh_job,
             IntervalTrigger(minutes=settings.schedule.refresh_minutes, timezone=UTC),
             [],
-        )
+        ),
+        HOUSEKEEPING_JOB: (housekeeping_job, IntervalTrigger(hours=1, timezone=UTC), []),
     }
     for item in settings.lists:
         wanted[digest_job_id(item.name)] = (digest_job, list_trigger(settings, item), [item.name])

@@ -12,6 +12,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from speakerfeed.store.schema import leases
 from speakerfeed.store.subscribers import upsert_statement
@@ -71,7 +72,7 @@ class Leadership:
                 self._connection.execute(text("SELECT 1"))
                 self._connection.commit()
                 return True
-            except Exception:  # the connection died, and the lock with it
+            except SQLAlchemyError:  # the connection died, and the lock with it
                 self._connection = None
         connection = self.engine.connect()
         got = connection.execute(
