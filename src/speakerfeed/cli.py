@@ -160,9 +160,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
     from speakerfeed.web.app import create_app
 
     settings = _load(ctx)
-    # A service's log says what it did (builds, sends, elections) without -v.
+    # A service's log says what it did (builds, sends, elections, start and stop) without -v;
+    # uvicorn's access log (every feed reader's poll) only with -v.
     if log.getEffectiveLevel() > logging.INFO:
-        log.setLevel(logging.INFO)
+        for name in ("speakerfeed", "uvicorn.error"):
+            logging.getLogger(name).setLevel(logging.INFO)
     secret = load_secret_key(settings)
     # Made once now, so a missing password or API key stops start-up, not the first sign-up.
     transport_from_settings(settings.delivery, settings.root)
@@ -176,7 +178,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
     service = Service(settings, engine, secret, transport)
     if not no_build:
         service.rebuild()
-        click.echo(f"Built {settings.output_dir}: {service.last_build}")
+        built = service.last_build
+        click.echo(
+            f"Built {settings.output_dir}: {built['articles']} articles, "
+            f"{built['written']} files written, {built['problems']} problems"
+        )
     host = host or settings.server.host
     port = port or settings.server.port
     app = create_app(settings, engine=engine, secret=secret, transport=transport, service=service)

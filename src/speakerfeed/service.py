@@ -104,13 +104,7 @@ class Service:
             "written": len(report.written),
             "problems": len(report.problems),
         }
-        log.info(
-            "build: %d articles read, %d files written, %d removed, %d problems",
-            report.articles,
-            len(report.written),
-            len(report.removed),
-            len(report.problems),
-        )
+        # speakerfeed.publish logs the build's summary; its problems are logged one by one.
         for problem in report.problems:
             log.warning("build problem: %s", problem)
         changed = self._changed_feeds(report.written)
