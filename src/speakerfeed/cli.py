@@ -616,6 +616,28 @@ def _send_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]
             state["bar"].__exit__(None, None, None)
 
 
+def _run_send(
+    ctx: click.Context,
+    engine: Any,
+    settings: Settings,
+    send_id: str,
+    transport: Any,
+    secret: bytes,
+    *,
+    quiet: bool,
+) -> None:
+    """Run the send with a progress bar and print its report; exit 1 if it paused or stopped."""
+    from speakerfeed import dispatch
+
+    with _send_progress(not quiet) as progress:
+        report = dispatch.run_send(
+            engine, settings, send_id, transport, secret=secret, progress=progress
+        )
+    _print_report(report)
+    if report.state in ("paused", "cancelled"):
+        ctx.exit(1)
+
+
 def _print_report(report: Any) -> None:
     counts = ", ".join(f"{n:,} {state}" for state, n in report.counts.items() if n) or "no rows"
     click.echo(f"{report.send_id}: {report.state} ({counts})")
@@ -660,7 +682,6 @@ def send(
     """
     from datetime import UTC, datetime
 
-    from speakerfeed import dispatch
     from speakerfeed.models import Subscriber
     from speakerfeed.preview import find_list, prepare
     from speakerfeed.sending import open_send
@@ -721,13 +742,7 @@ def send(
         send_id = opened.send_id or opened.unfinished
         if opened.unfinished:
             click.echo(f"{list_name}: carrying on with the unfinished send {send_id}")
-        with _send_progress(not quiet) as progress:
-            report = dispatch.run_send(
-                engine, settings, send_id, transport, secret=secret, progress=progress
-            )
-        _print_report(report)
-        if report.state in ("paused", "cancelled"):
-            ctx.exit(1)
+        _run_send(ctx, engine, settings, send_id, transport, secret, quiet=quiet)
 
 
 @main.group()
@@ -809,13 +824,7 @@ def sends_resume(ctx: click.Context, send_id: str, resend_unknown: bool, quiet: 
             ctx.exit(1)
         if again:
             click.echo(f"{again} unknown rows will be sent again")
-        with _send_progress(not quiet) as progress:
-            report = dispatch.run_send(
-                engine, settings, send_id, transport, secret=secret, progress=progress
-            )
-        _print_report(report)
-        if report.state in ("paused", "cancelled"):
-            ctx.exit(1)
+        _run_send(ctx, engine, settings, send_id, transport, secret, quiet=quiet)
 
 
 # ------------------------------------------------------------------------------------- schedule

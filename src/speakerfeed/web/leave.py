@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from speakerfeed import subscriptions
 from speakerfeed.messages import tokens
+from speakerfeed.web.csrf import FIELD
 from speakerfeed.web.forms import field
 from speakerfeed.web.site import Site, log, visitor
 
@@ -36,26 +37,17 @@ class LeavePages:
     def __init__(self, site: Site) -> None:
         self.site = site
 
-    def _subscriber(self, request: Request) -> tuple[str, str] | None:
-        list_name = request.path_params["list_name"]
-        if self.site.mailing_list(list_name) is None:
-            return None
-        subscriber_id = tokens.verify(
-            self.site.secret, request.path_params["token"], "unsubscribe", list_name=list_name
-        )
-        return None if subscriber_id is None else (list_name, subscriber_id)
-
     async def general(self, request: Request) -> Response:
         """Where the web copy of a digest links: no one's link, so explain where to find it."""
         context = {"title": "Unsubscribe", "manage_url": "/preferences/"}
         return self.site.page(request, "web/unsubscribe_help.html", context)
 
     async def page(self, request: Request) -> Response:
-        found = self._subscriber(request)
+        found = self.site.signed_link(request, "unsubscribe")
         if found is None:
             return self.site.invalid_link(request)
         list_name, subscriber_id = found
-        person = await run_in_threadpool(self._person, subscriber_id)
+        person = await run_in_threadpool(self.site.person, subscriber_id)
         if person is None:
             return self.site.invalid_link(request)
         list_settings = self.site.mailing_list(list_name)
@@ -74,19 +66,15 @@ class LeavePages:
         }
         return self.site.page(request, "web/unsubscribe.html", context)
 
-    def _person(self, subscriber_id: str) -> subscriptions.Preferences | None:
-        with self.site.engine.connect() as conn:
-            return subscriptions.preferences(conn, subscriber_id)
-
     async def submit(self, request: Request) -> Response:
         site = self.site
         form = await site.form(request, csrf=False)
         if isinstance(form, Response):
             return form
         one_click = field(form, ONE_CLICK[0]) == ONE_CLICK[1]
-        if not one_click and not site.csrf.accepts(request, field(form, "csrf_token")):
+        if not one_click and not site.csrf.accepts(request, field(form, FIELD)):
             return site.forbidden(request)
-        found = self._subscriber(request)
+        found = self.site.signed_link(request, "unsubscribe")
         if found is None:
             if one_click:
                 return PlainTextResponse("This unsubscribe link is not valid.", status_code=400)

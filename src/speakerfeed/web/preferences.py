@@ -18,7 +18,6 @@ from starlette.routing import Route
 
 from speakerfeed import subscriptions
 from speakerfeed.config import ListSettings
-from speakerfeed.messages import tokens
 from speakerfeed.web.forms import field
 from speakerfeed.web.site import Site, log, visitor
 
@@ -58,26 +57,18 @@ class PreferencePages:
         self.site = site
 
     def _subscriber(self, request: Request) -> str | None:
-        list_name = request.path_params["list_name"]
-        if self.site.mailing_list(list_name) is None:
-            return None
-        return tokens.verify(
-            self.site.secret, request.path_params["token"], "preferences", list_name=list_name
-        )
+        found = self.site.signed_link(request, "preferences")
+        return None if found is None else found[1]
 
     async def general(self, request: Request) -> Response:
         context = {"title": "Manage your subscriptions"}
         return self.site.page(request, "web/preferences_help.html", context)
 
-    def _load(self, subscriber_id: str) -> subscriptions.Preferences | None:
-        with self.site.engine.connect() as conn:
-            return subscriptions.preferences(conn, subscriber_id)
-
     async def page(self, request: Request) -> Response:
         subscriber_id = self._subscriber(request)
         if subscriber_id is None:
             return self.site.invalid_link(request)
-        person = await run_in_threadpool(self._load, subscriber_id)
+        person = await run_in_threadpool(self.site.person, subscriber_id)
         if person is None:
             return self.site.invalid_link(request)
         values: dict[str, object] = {
@@ -121,7 +112,7 @@ class PreferencePages:
         subscriber_id = self._subscriber(request)
         if subscriber_id is None:
             return site.invalid_link(request)
-        person = await run_in_threadpool(self._load, subscriber_id)
+        person = await run_in_threadpool(self.site.person, subscriber_id)
         if person is None:
             return site.invalid_link(request)
         chosen, values, errors = self._read(form)

@@ -187,22 +187,12 @@ class SignupPages:
 
     # --------------------------------------------------------------------------- confirmation
 
-    def _subscriber(self, request: Request) -> tuple[str, str] | None:
-        """(list name, subscriber id) of a valid confirm link, or None."""
-        list_name = request.path_params["list_name"]
-        if self.site.mailing_list(list_name) is None:
-            return None
-        subscriber_id = tokens.verify(
-            self.site.secret, request.path_params["token"], "confirm", list_name=list_name
-        )
-        return None if subscriber_id is None else (list_name, subscriber_id)
-
     async def confirm_page(self, request: Request) -> Response:
-        found = self._subscriber(request)
+        found = self.site.signed_link(request, "confirm")
         if found is None:
             return self.site.invalid_link(request)
         list_name, subscriber_id = found
-        person = await run_in_threadpool(self._person, subscriber_id)
+        person = await run_in_threadpool(self.site.person, subscriber_id)
         if person is None:
             return self.site.invalid_link(request)
         list_settings = self.site.mailing_list(list_name)
@@ -221,16 +211,12 @@ class SignupPages:
             context["title"] = "You are subscribed"
         return self.site.page(request, "web/confirm.html", context)
 
-    def _person(self, subscriber_id: str) -> subscriptions.Preferences | None:
-        with self.site.engine.connect() as conn:
-            return subscriptions.preferences(conn, subscriber_id)
-
     async def confirm(self, request: Request) -> Response:
         site = self.site
         form = await site.form(request)
         if isinstance(form, Response):
             return form
-        found = self._subscriber(request)
+        found = self.site.signed_link(request, "confirm")
         if found is None:
             return site.invalid_link(request)
         list_name, subscriber_id = found

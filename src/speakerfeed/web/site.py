@@ -17,8 +17,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 
 from speakerfeed.config import ListSettings, Settings
+from speakerfeed.messages import tokens
 from speakerfeed.render.pages import base_context, render_page
-from speakerfeed.subscriptions import MailLimit, Visitor
+from speakerfeed.subscriptions import MailLimit, Preferences, Visitor, preferences
 from speakerfeed.transports.base import Transport
 from speakerfeed.web.csrf import FIELD, CsrfGuard
 from speakerfeed.web.forms import FormTooLargeError, client_ip, field, read_form
@@ -94,6 +95,21 @@ class Site:
         """A page that says what went wrong and what to do (bad link, no CSRF token, too many)."""
         context = {"title": title, "message": message, "subscribe_url": "/subscribe"}
         return self.page(request, "web/problem.html", context, status=status, headers=headers)
+
+    def signed_link(self, request: Request, purpose: str) -> tuple[str, str] | None:
+        """(list name, subscriber id) of a valid /<purpose>/{list_name}/{token} link, or None."""
+        list_name = request.path_params["list_name"]
+        if self.mailing_list(list_name) is None:
+            return None
+        subscriber_id = tokens.verify(
+            self.secret, request.path_params["token"], purpose, list_name=list_name
+        )
+        return None if subscriber_id is None else (list_name, subscriber_id)
+
+    def person(self, subscriber_id: str) -> Preferences | None:
+        """What is stored about the subscriber (blocking: call it in a thread)."""
+        with self.engine.connect() as conn:
+            return preferences(conn, subscriber_id)
 
     def forbidden(self, request: Request) -> Response:
         return self.problem(
