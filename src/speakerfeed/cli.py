@@ -199,6 +199,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         timeout_graceful_shutdown=60,
         # uvicorn's loggers go through ours: one format for every line, JSON with --log-json.
         log_config=None,
+        # A line per request costs more CPU than serving a 304 does: only with -v.
+        access_log=logging.getLogger().level <= logging.INFO,
     )
 
 

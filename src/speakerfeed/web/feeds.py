@@ -329,7 +329,7 @@ class FeedFiles:
         if any(part.startswith(".") for part in parts):
             return None
         relative = "/".join(parts)
-        return f"{self.directory}/{relative}", relative
+        return (f"{self.directory}/{relative}" if relative else self.directory), relative
 
     # -- versions ----------------------------------------------------------------------------
 
