@@ -483,7 +483,9 @@ def main() -> None:
             elif name == "speakerfeed_serve":
                 entry["command"] = "speakerfeed serve --no-build (1 uvicorn process)"
             else:
-                entry["command"] = "the same, with uvicorn's access_log=False (not an option yet)"
+                entry["command"] = (
+                    "the same, with uvicorn's access_log=False forced through a wrapper (serve itself logs requests only with -v)"
+                )
             results[name] = entry
         if "nginx" not in results:
             results["nginx"] = {"missing": missing}
