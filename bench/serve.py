@@ -483,9 +483,7 @@ def main() -> None:
             elif name == "speakerfeed_serve":
                 entry["command"] = "speakerfeed serve --no-build (1 uvicorn process)"
             else:
-                entry["command"] = (
-                    "the same, with uvicorn's access_log=False forced through a wrapper (serve itself logs requests only with -v)"
-                )
+                entry["command"] = "the same, with access_log=False forced"
             results[name] = entry
         if "nginx" not in results:
             results["nginx"] = {"missing": missing}
