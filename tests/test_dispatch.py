@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import email
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from speakerfeed import dispatch
 from speakerfeed.config import Settings
@@ -17,6 +20,7 @@ from speakerfeed.store.engine import upgrade
 from speakerfeed.store.schema import deliveries
 from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, TransportError
 from speakerfeed.transports.memory import MemoryTransport
+from speakerfeed.transports.outbox import OutboxTransport
 from tests.support.project import make_project
 
 SECRET = b"dispatch-test-secret-0123456789"
@@ -190,3 +194,52 @@ def test_a_send_later_than_its_maximum_lateness_is_cancelled(
     report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
     assert report.state == "cancelled" and "late" in report.note
     assert transport.sent == []
+
+
+def test_several_processes_send_to_each_recipient_once(
+    store: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    start(store)
+
+    class SlowOutbox(OutboxTransport):  # each message a file, which every process can see
+        def send(self, batch: Batch) -> list[DeliveryResult]:
+            time.sleep(0.05)  # long enough for both processes to claim batches
+            return super().send(batch)
+
+    folder = tmp_path / "outbox"
+    seen: list[tuple[int, int]] = []
+    report = dispatch.run_send(
+        store,
+        settings,
+        "daily-1",
+        SlowOutbox(folder),
+        secret=SECRET,
+        processes=2,
+        progress=lambda d, t: seen.append((d, t)),
+    )
+    assert report.state == "done" and report.counts["sent"] == 29
+    addresses = Counter(
+        parseaddr(email.message_from_bytes(path.read_bytes())["To"])[1]
+        for path in folder.glob("*.eml")
+    )
+    assert len(addresses) == 29 and set(addresses.values()) == {1}
+    assert "reader29@example.org" not in addresses  # pending, never confirmed
+    with store.connect() as conn:
+        workers = set(conn.execute(select(deliveries.c.worker).distinct()).scalars())
+    assert len(workers) == 2, f"one process did all the work: {workers}"
+    assert seen[-1] == (29, 29)
+
+
+def test_a_batch_of_people_who_all_left_does_not_end_the_send(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+    with store.begin() as conn:  # the first batch (7, in subscriber order) all unsubscribe
+        first = sorted(conn.execute(select(deliveries.c.subscriber_id)).scalars())[:7]
+        for subscriber_id in first:
+            repo.set_status(conn, subscriber_id, "daily", "unsubscribed")
+    transport = MemoryTransport()
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert report.state == "done"
+    assert report.counts["skipped"] == 7 and report.counts["sent"] == 22
+    assert len(transport.sent) == 22

@@ -278,10 +278,10 @@ def preview(
 
     Nothing is sent or recorded. Exits with 1 when the pre-send lint would block the digest.
     """
-    from speakerfeed.preview import find_list, prepare, write_preview
+    from speakerfeed.preview import prepare, write_preview
 
     settings = _load(ctx)
-    made = prepare(settings, find_list(settings, list_name), fetch_upstreams=not no_fetch)
+    made = prepare(settings, settings.require_list(list_name), fetch_upstreams=not no_fetch)
     if made is None:
         click.echo(f"{list_name}: no new articles since the last digest, so no digest.")
         return
@@ -308,10 +308,10 @@ def preview(
 @click.pass_context
 def lint(ctx: click.Context, list_name: str, no_fetch: bool) -> None:
     """Check LIST's next digest as the pre-send lint does; exit 1 if it would be blocked."""
-    from speakerfeed.preview import find_list, prepare
+    from speakerfeed.preview import prepare
 
     settings = _load(ctx)
-    made = prepare(settings, find_list(settings, list_name), fetch_upstreams=not no_fetch)
+    made = prepare(settings, settings.require_list(list_name), fetch_upstreams=not no_fetch)
     if made is None:
         click.echo(f"{list_name}: no new articles since the last digest, so nothing to lint.")
         return
@@ -359,13 +359,12 @@ def _store(
     """A migrated engine and the secret key, or a clear message and exit 1."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from speakerfeed.preview import find_list
     from speakerfeed.secret_key import load_secret_key
     from speakerfeed.store.engine import create_engine_for, upgrade
 
     settings = _load(ctx)
     if list_name is not None:
-        find_list(settings, list_name)
+        settings.require_list(list_name)
     secret = load_secret_key(settings) if need_secret else b""
     engine = create_engine_for(settings)
     try:
@@ -685,14 +684,14 @@ def send(
     from datetime import UTC, datetime
 
     from speakerfeed.models import Subscriber
-    from speakerfeed.preview import find_list, prepare
+    from speakerfeed.preview import prepare
     from speakerfeed.sending import open_send
     from speakerfeed.store import subscribers as repo
     from speakerfeed.transports.base import Outcome
     from speakerfeed.transports.registry import transport_from_settings
 
     settings = _load(ctx)
-    list_settings = find_list(settings, list_name)
+    list_settings = settings.require_list(list_name)
     moment = datetime.now(UTC)
     if dry_run or test_to:
         made = prepare(settings, list_settings, fetch_upstreams=not no_fetch, now=moment)
@@ -855,11 +854,10 @@ def schedule_list(ctx: click.Context) -> None:
 
 
 def _pause(ctx: click.Context, list_name: str, paused: bool) -> None:
-    from speakerfeed.preview import find_list
     from speakerfeed.schedule import set_paused
 
     settings = _load(ctx)
-    find_list(settings, list_name)
+    settings.require_list(list_name)
     with _store(ctx, need_secret=False) as (engine, _):
         set_paused(engine, list_name, paused)
     click.echo(f"{list_name}: scheduled digests {'paused' if paused else 'resumed'}")

@@ -375,6 +375,13 @@ class SendingSettings(_Section):
         description="A batch in flight this long belongs to a sender that stopped: its rows "
         "become unknown (never resent automatically).",
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Processes sending one send at once, each claiming its own batches (forked "
+        "from the sending one; messages_per_second is shared out among them).",
+    )
 
 
 class ScheduleSettings(_Section):
@@ -464,6 +471,14 @@ class Settings(_Section):
 
     def mailing_list(self, name: str) -> ListSettings | None:
         return next((item for item in self.lists if item.name == name), None)
+
+    def require_list(self, name: str) -> ListSettings:
+        """The list called ``name``; a ConfigError naming the lists there are otherwise."""
+        found = self.mailing_list(name)
+        if found is None:
+            known = ", ".join(item.name for item in self.lists) or "none are defined"
+            raise ConfigError([Problem("lists", f"no list named {name!r} (lists: {known})")])
+        return found
 
     def path(self, relative: str) -> Path:
         return (self.root / relative).resolve()

@@ -11,20 +11,23 @@ A send that starts later than its maximum lateness is cancelled, not sent: a dig
 
 from __future__ import annotations
 
+import gc
 import logging
+import multiprocessing
 import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.process import BaseProcess
 
 from sqlalchemy import Engine
 
 from speakerfeed.config import Settings
 from speakerfeed.messages.mime import MessageTemplate
 from speakerfeed.models import Digest, RenderedDigest
-from speakerfeed.preview import find_list
 from speakerfeed.store import ledger
 from speakerfeed.transports.base import DeliveryResult, Outcome, Transport, TransportError
 
@@ -97,8 +100,13 @@ def run_send(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     now: datetime | None = None,
+    processes: int | None = None,
 ) -> SendReport:
-    """Send ``send_id``'s pending rows until none is left, the send pauses, or ``should_stop``."""
+    """Send ``send_id``'s pending rows until none is left, the send pauses, or ``should_stop``.
+
+    ``processes`` (default: [sending] processes): with more than one, this process and
+    ``processes - 1`` forked from it send at once, each claiming its own batches. ``progress``
+    and ``should_stop`` are called in this process only; the others follow its stop."""
     sending = settings.sending
     with engine.begin() as conn:
         row = ledger.send_row(conn, send_id)
@@ -128,61 +136,213 @@ def run_send(
             ledger.set_send_state(conn, send_id, "cancelled", error=note)
             log.warning("%s: %s", send_id, note)
             return SendReport(send_id, "cancelled", counts, note)
-    template = _template(settings, row, secret)
     total = sum(counts.values())
-    done = sum(counts[state] for state in FINISHED)
-    bucket = TokenBucket(sending.messages_per_second)
-    errors = 0
-    worker = worker_name()
-    with transport:
-        while not should_stop():
-            with engine.begin() as conn:
-                batch = ledger.claim(
-                    conn, send_id, worker=worker, limit=sending.batch_size, secret=secret
-                )
-            if not batch:
-                break
-            bucket.wait(len(batch))
-            try:
-                results = transport.send(template.batch(batch))
-            except TransportError as exc:
-                # Raised before anything was sent (see Transport.send): the rows go back.
-                with engine.begin() as conn:
-                    ledger.record(conn, send_id, [_deferred(s.id, str(exc)) for s in batch])
-                    ledger.set_send_state(conn, send_id, "paused", error=str(exc), add_errors=1)
-                log.error("%s: paused: %s", send_id, exc)
-                return _report(engine, send_id, "paused", str(exc))
-            with engine.begin() as conn:
-                recorded = ledger.record(conn, send_id, results)
-                failures = [r for r in results if r.outcome is not Outcome.SENT]
-                errors += len(failures)
-                if failures:
-                    ledger.set_send_state(
-                        conn,
-                        send_id,
-                        "sending",
-                        error=failures[-1].detail,
-                        add_errors=len(failures),
-                    )
-            done += len(batch) - recorded.get("pending", 0)
-            if progress is not None:
-                progress(done, total)
-            if sending.max_errors and errors >= sending.max_errors:
-                note = f"paused after {errors} errors; last: {failures[-1].detail}"
-                with engine.begin() as conn:
-                    ledger.set_send_state(conn, send_id, "paused", error=note)
-                log.error("%s: %s", send_id, note)
-                return _report(engine, send_id, "paused", note)
+    shared = _Shared(processes or sending.processes, sum(counts[s] for s in FINISHED))
+    batches = _Batches(engine, settings, send_id, _template(settings, row, secret), secret, shared)
+    # Everything that exists now (modules, settings, the template) outlives the send: frozen,
+    # the garbage collector's full passes skip it, which were a fifth of the send's CPU time.
+    # Forked processes start frozen too.
+    gc.freeze()
+    try:
+        helpers = shared.start_helpers(batches, transport)
+        paused = batches.run(transport, should_stop, progress, total)
+        trouble = shared.join_helpers(helpers, should_stop, progress, total)
+    finally:
+        gc.unfreeze()
+    if paused is not None:
+        return _report(engine, send_id, "paused", paused)
     with engine.begin() as conn:
         counts = ledger.counts(conn, send_id)
+        now_row = ledger.send_row(conn, send_id)
+        if now_row is not None and now_row["state"] == "paused":  # by another of its processes
+            return SendReport(send_id, "paused", counts, str(now_row["last_error"]))
         if counts["pending"] == 0 and counts["sending"] == 0:
             ledger.set_send_state(conn, send_id, "done")
             state = "done"
         else:
             state = "sending"
-    report = SendReport(send_id, state, counts)
+    report = SendReport(send_id, state, counts, trouble)
     log.info("send %s", report.summary())
     return report
+
+
+class _Shared:
+    """What the processes of one send share: rows finished, errors, and a stop. Plain numbers
+    for one process; shared memory (from ``multiprocessing``, forked) for several."""
+
+    def __init__(self, processes: int, finished: int) -> None:
+        if processes > 1 and "fork" not in multiprocessing.get_all_start_methods():
+            log.warning("this system cannot fork: sending from one process")
+            processes = 1
+        self.processes = processes
+        self._context = multiprocessing.get_context("fork") if processes > 1 else None
+        if self._context is None:
+            self._counts = [finished, 0]  # rows finished, errors
+            self._stopped = False
+            return
+        self._finished = self._context.Value("q", finished)
+        self._errors = self._context.Value("q", 0)
+        self._stop = self._context.Event()
+        self._write_lock = self._context.Lock()
+
+    def writing(self, engine: Engine) -> AbstractContextManager[object]:
+        """Held around each write transaction of a send on SQLite by several processes.
+
+        SQLite lets one writer in at a time and makes the others poll, sleeping 1, 2, 5, 10 ms
+        and longer between tries: a process that waited for the lock often slept on well
+        after it was free. Taking turns on a lock of their own, they wake as soon as it is."""
+        if self._context is None or engine.dialect.name != "sqlite":
+            return nullcontext()
+        return self._write_lock
+
+    def add(self, finished: int, errors: int) -> tuple[int, int]:
+        """Count a batch's finished rows and errors; the send's totals so far."""
+        if self._context is None:
+            self._counts[0] += finished
+            self._counts[1] += errors
+            return self._counts[0], self._counts[1]
+        with self._finished.get_lock():
+            self._finished.value += finished
+            with self._errors.get_lock():
+                self._errors.value += errors
+                return self._finished.value, self._errors.value
+
+    def finished(self) -> int:
+        return self._counts[0] if self._context is None else int(self._finished.value)
+
+    def stop(self) -> None:
+        if self._context is None:
+            self._stopped = True
+        else:
+            self._stop.set()
+
+    def stopped(self) -> bool:
+        return self._stopped if self._context is None else self._stop.is_set()
+
+    def start_helpers(self, batches: _Batches, transport: Transport) -> list[BaseProcess]:
+        """The other processes, forked before this one opens the transport (or any
+        connection a child must not share)."""
+        if self._context is None:
+            return []
+        # No pooled connection is inherited: a child makes its own, and never uses (or, for
+        # PostgreSQL, closes) this process's.
+        batches.engine.dispose()
+        helpers: list[BaseProcess] = [
+            self._context.Process(
+                target=_helper, args=(batches, transport), name=f"speakerfeed-send-{number}"
+            )
+            for number in range(1, self.processes)
+        ]
+        for helper in helpers:
+            helper.start()
+        return helpers
+
+    def join_helpers(
+        self,
+        helpers: list[BaseProcess],
+        should_stop: Callable[[], bool],
+        progress: Progress | None,
+        total: int,
+    ) -> str:
+        """Wait for the other processes, passing on a stop and reporting progress meanwhile;
+        what went wrong with them, if anything."""
+        failed = []
+        for helper in helpers:
+            while helper.exitcode is None:
+                helper.join(0.5)
+                if should_stop():
+                    self.stop()
+                if progress is not None:
+                    progress(self.finished(), total)
+            if helper.exitcode != 0:
+                failed.append(f"{helper.name} stopped with exit code {helper.exitcode}")
+                log.error("%s", failed[-1])
+        if helpers and progress is not None:
+            progress(self.finished(), total)
+        return "; ".join(failed)
+
+
+@dataclass
+class _Batches:
+    """The send loop: claim a batch, hand it to the transport, record, repeat."""
+
+    engine: Engine
+    settings: Settings
+    send_id: str
+    template: MessageTemplate
+    secret: bytes
+    shared: _Shared
+
+    def run(
+        self,
+        transport: Transport,
+        should_stop: Callable[[], bool],
+        progress: Progress | None,
+        total: int,
+    ) -> str | None:
+        """Until no row is left, or a stop; the note when the send paused."""
+        send_id, sending, engine = self.send_id, self.settings.sending, self.engine
+        bucket = TokenBucket(sending.messages_per_second / self.shared.processes)
+        worker = worker_name()
+        with transport:
+            while not should_stop() and not self.shared.stopped():
+                # Taken and screened in two transactions (see store.ledger): SQLite's write
+                # lock, which the other processes wait for, is held for the take only.
+                with self.shared.writing(engine), engine.begin() as conn:
+                    taken = ledger.take(conn, send_id, worker=worker, limit=sending.batch_size)
+                if not taken:
+                    return None
+                with engine.begin() as conn:
+                    batch = ledger.screen(conn, send_id, taken, secret=self.secret)
+                bucket.wait(len(batch))
+                try:
+                    results = transport.send(self.template.batch(batch)) if batch else []
+                except TransportError as exc:
+                    # Raised before anything was sent (see Transport.send): the rows go back.
+                    with self.shared.writing(engine), engine.begin() as conn:
+                        ledger.record(conn, send_id, [_deferred(s.id, str(exc)) for s in batch])
+                        ledger.set_send_state(conn, send_id, "paused", error=str(exc), add_errors=1)
+                    log.error("%s: paused: %s", send_id, exc)
+                    self.shared.stop()
+                    return str(exc)
+                note = self._record(results, len(taken), progress, total)
+                if note is not None:
+                    return note
+        return None
+
+    def _record(
+        self, results: list[DeliveryResult], taken: int, progress: Progress | None, total: int
+    ) -> str | None:
+        """Write a batch's results (``taken`` rows, the skipped ones among them); the note when
+        its errors pause the send."""
+        send_id, max_errors = self.send_id, self.settings.sending.max_errors
+        with self.shared.writing(self.engine), self.engine.begin() as conn:
+            recorded = ledger.record(conn, send_id, results)
+            failures = [r for r in results if r.outcome is not Outcome.SENT]
+            if failures:
+                ledger.set_send_state(
+                    conn, send_id, "sending", error=failures[-1].detail, add_errors=len(failures)
+                )
+        done, errors = self.shared.add(taken - recorded.get("pending", 0), len(failures))
+        if progress is not None:
+            progress(done, total)
+        if not (max_errors and errors >= max_errors):
+            return None
+        note = f"paused after {errors} errors; last: {failures[-1].detail}"
+        with self.engine.begin() as conn:
+            ledger.set_send_state(conn, send_id, "paused", error=note)
+        log.error("%s: %s", send_id, note)
+        self.shared.stop()
+        return note
+
+
+def _helper(batches: _Batches, transport: Transport) -> None:
+    """A forked sender: the same loop, over connections of its own (the engine's pool was
+    emptied before the fork), until a stop or no row is left."""
+    try:
+        batches.run(transport, lambda: False, None, 0)
+    finally:
+        batches.engine.dispose()
 
 
 def resume(engine: Engine, send_id: str, *, resend_unknown: bool = False) -> int:
@@ -198,7 +358,7 @@ def resume(engine: Engine, send_id: str, *, resend_unknown: bool = False) -> int
 
 
 def _template(settings: Settings, row: Mapping[str, object], secret: bytes) -> MessageTemplate:
-    list_settings = find_list(settings, str(row["list_name"]))
+    list_settings = settings.require_list(str(row["list_name"]))
     created = row["created_at"]
     assert isinstance(created, datetime)
     digest = Digest(

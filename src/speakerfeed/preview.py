@@ -15,7 +15,7 @@ from pathlib import Path
 from speakerfeed.config import ListSettings, Secrets, Settings
 from speakerfeed.digest_archive import last_issued
 from speakerfeed.digests import next_digest
-from speakerfeed.errors import ConfigError, Problem
+from speakerfeed.errors import Problem
 from speakerfeed.messages.mime import MessageTemplate
 from speakerfeed.models import RenderedDigest, Subscriber
 from speakerfeed.output import write_atomic
@@ -39,14 +39,6 @@ class Preview:
     @property
     def blocked(self) -> bool:
         return any(finding.severity == "error" for finding in self.findings)
-
-
-def find_list(settings: Settings, name: str) -> ListSettings:
-    found = settings.mailing_list(name)
-    if found is None:
-        known = ", ".join(item.name for item in settings.lists) or "none are defined"
-        raise ConfigError([Problem("lists", f"no list named {name!r} (lists: {known})")])
-    return found
 
 
 def prepare(

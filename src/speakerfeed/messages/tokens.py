@@ -9,14 +9,15 @@ The MAC is HMAC-SHA256 truncated to 128 bits: RFC 2104 (section 5) allows trunca
 hash output, and it keeps the links (and the List-Unsubscribe header) short.
 
 ``Signer`` makes the same tokens as ``sign`` for one list, many times over (two per recipient of
-a send): the checks are done once, and the HMAC is keyed and fed the purpose and list once per
-purpose, then copied per token, which takes less than half the time of ``hmac.digest`` (that
-sets the key up every time).
+a send): the checks are done once, and each purpose's HMAC is keyed and fed the purpose and list
+once (``KeyedHmac``), then copied per token: about a third of the time of ``hmac.digest``, which
+sets the key up every time.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 import hmac
 import re
 import time
@@ -29,6 +30,9 @@ _MAC_BYTES = 16
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _URLSAFE_TEXT = re.compile(r"[A-Za-z0-9_-]+")
+_BLOCK = 64  # SHA-256's block size, in bytes
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))  # translate tables: XOR each byte (RFC 2104)
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 def sign(
@@ -46,6 +50,34 @@ def sign(
     return f"{_encode(payload)}.{_encode(mac)}"
 
 
+class KeyedHmac:
+    """HMAC-SHA256 (RFC 2104) of ``prefix + message`` for one key and prefix, many times over.
+
+    The key's inner and outer hash states (and the prefix) are computed once and copied per
+    message: the hashlib copies cost a third of ``hmac.digest`` (which keys OpenSSL's HMAC
+    afresh each time) and half of ``hmac.HMAC.copy`` (Python wrapping the same C calls).
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, prefix: bytes = b"") -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD) + prefix)
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def __repr__(self) -> str:  # never the key
+        return "<KeyedHmac>"
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class Signer:
     """Never-expiring tokens for one secret key and list, one per purpose, as ``sign`` makes."""
 
@@ -55,7 +87,7 @@ class Signer:
         for purpose in purposes:
             _check(secret, purpose, list_name)
         self._keyed = tuple(
-            hmac.new(secret, _signed(purpose, list_name, b""), "sha256") for purpose in purposes
+            KeyedHmac(secret, _signed(purpose, list_name, b"")) for purpose in purposes
         )
 
     def __repr__(self) -> str:  # never the key
@@ -67,12 +99,9 @@ class Signer:
             raise ValueError("a token needs a subscriber id")
         payload = f".{subscriber_id}".encode()  # no expiry: nothing before the "."
         encoded = _encode(payload) + "."
-        tokens = []
-        for keyed in self._keyed:
-            mac = keyed.copy()
-            mac.update(payload)
-            tokens.append(encoded + _encode(mac.digest()[:_MAC_BYTES]))
-        return tuple(tokens)
+        return tuple(
+            [encoded + _encode(keyed.digest(payload)[:_MAC_BYTES]) for keyed in self._keyed]
+        )
 
 
 def verify(

@@ -17,7 +17,6 @@ thread writes on it, between chunks.
 from __future__ import annotations
 
 import csv
-import hmac
 import json
 import os
 import queue
@@ -29,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,6 +43,7 @@ KNOWN_COLUMNS = ("email", "name", "timezone")
 _ADDRESS = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+")
 _MAX_ADDRESS = 320
 _MAX_TIMEZONE = 64
+_SHA256_BLOCK = 64  # bytes: HMAC pads the key to the hash's block size
 # Rows per chunk handed to a writer: what bounds the memory in flight, whatever the batch size.
 _CHUNK = 10_000
 # Subscriber ids as secrets.token_urlsafe(12) makes them (16 characters from 12 random bytes),
@@ -81,17 +82,15 @@ class _Reader:
     def __init__(self, stream: BinaryIO, where: str, progress: Progress | None, total: int):
         self.stream, self.where, self.progress, self.total = stream, where, progress, total
         self.line = 0
-        self.read = 0
         self.undecodable = 0  # lines that never reach the CSV parser, counted as rows read
         self.problems: list[Problem] = []
 
     def _text_lines(self) -> Iterator[str]:
-        for raw in self.stream:
-            self.line += 1
-            self.read += len(raw)
-            if self.progress is not None and self.line % 10_000 == 0:
-                self.progress("import", self.read, self.total)
-            if self.line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        for number, raw in enumerate(self.stream, 1):
+            self.line = number
+            if number % 10_000 == 0 and self.progress is not None:
+                self.progress("import", self.stream.tell(), self.total)
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a BOM, as spreadsheet programs write
             try:
                 yield raw.decode("utf-8")
@@ -186,7 +185,7 @@ def _check_rows(
     name_at = columns.get("name")
     zone_at = columns.get("timezone")
     address = _ADDRESS.fullmatch
-    digest = hmac.digest
+    digest = _address_hasher(secret)
     seen = _Seen()
     for line, fields in rows:
         if len(fields) != width or not (email := fields[email_at].strip().lower()):
@@ -206,11 +205,31 @@ def _check_rows(
         if len(zone) > _MAX_TIMEZONE:
             reader.problem(f"time zone longer than {_MAX_TIMEZONE} characters", line=line)
             continue
-        mac = digest(secret, email.encode("utf-8"), "sha256")
+        mac = digest(email.encode("utf-8"))
         if not seen.add(int.from_bytes(mac[:8]) | 1):
             reader.problem(f"{email} appears earlier in the file; this row skipped", line=line)
             continue
         batches.add(email, name, zone, mac.hex())
+
+
+def _address_hasher(secret: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 keyed with ``secret``, as subscribers.address_hash computes it (RFC 2104),
+    with the two keyed pads hashed once: each address then costs two hash copies, about a
+    microsecond less than hmac.digest, which sets the key up again every time."""
+    key = (sha256(secret).digest() if len(secret) > _SHA256_BLOCK else secret).ljust(
+        _SHA256_BLOCK, b"\0"
+    )
+    inner = sha256(bytes(byte ^ 0x36 for byte in key))
+    outer = sha256(bytes(byte ^ 0x5C for byte in key))
+
+    def digest(message: bytes) -> bytes:
+        hashed = inner.copy()
+        hashed.update(message)
+        result = outer.copy()
+        result.update(hashed.digest())
+        return result.digest()
+
+    return digest
 
 
 class _Seen:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ from speakerfeed.store.schema import (
 )
 
 CONSENT_FIELDS = frozenset({"action", "ip", "user_agent", "form", "confirmation_message_id"})
+# Any character str.isspace() calls a space: one regex search is a fraction of a loop over the
+# characters, which made normalising the costliest part of screening a batch before a send.
+_SPACE = re.compile(r"\s")
 
 
 def normalise_email(email: str) -> str:
@@ -37,7 +41,7 @@ def normalise_email(email: str) -> str:
     """
     address = email.strip().lower()
     local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or any(c.isspace() for c in address):
+    if not at or not local or not domain or _SPACE.search(address):
         raise ValueError(f"expected an email address such as name@example.org, got {email!r}")
     return address
 

@@ -178,9 +178,9 @@ class SendGridPayload:
             if text_key:
                 items.append(text_key + encoded)
             if html_key:
-                escaped = _escape(value)
-                # str.replace gives back the same object when it finds nothing to replace.
-                items.append(html_key + (encoded if escaped is value else _json(escaped)))
+                items.append(
+                    html_key + (_json(_escape(value)) if _needs_escape(value) else encoded)
+                )
         # JSON text is never shorter than the UTF-8 it stands for: measured exactly only when
         # it is long.
         if sum(map(len, items)) > MAX_PERSONALIZATION_BYTES and _octets(items) > (
@@ -218,6 +218,12 @@ class SendGridPayload:
 def _header_name(name: str) -> tuple[str, str]:
     """(the name in lower case, the name as a JSON key and ":"), once checked."""
     return field_key(name), _json(name) + ":"
+
+
+def _needs_escape(value: str) -> bool:
+    # Five "in" tests take a third of the time of _escape's five replaces, and a URL or a name
+    # seldom holds any of them.
+    return "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
 
 
 def _escape(value: str) -> str:
