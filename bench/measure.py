@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,48 @@ def run_child(arguments: list[str], what: str) -> tuple[dict[str, Any], float]:
     if code != 0:
         raise SystemExit(f"{what} failed with exit code {code}")
     return json.loads(output), usage.ru_maxrss / 1024
+
+
+def run_child_with_pss(arguments: list[str], what: str) -> tuple[dict[str, Any], float, float]:
+    """``run_child``, and the peak of the summed PSS (MB) of the child and its descendants,
+    sampled every 20 ms: forked workers share their parent's pages, which their RSS figures each
+    count in full, and PSS shares out."""
+    process = subprocess.Popen([sys.executable, *arguments], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _tree_pss_mb(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = process.stdout.read()
+    done.set()
+    sampler.join()
+    _, status, usage = os.wait4(process.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{what} failed with exit code {code}")
+    return json.loads(output), usage.ru_maxrss / 1024, peak[0]
+
+
+def _tree_pss_mb(pid: int) -> float:
+    """The summed PSS of ``pid`` and its descendants (Linux /proc), 0 for those gone."""
+    total_kb, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                total_kb += int(line.split()[1])
+        todo.extend(int(child) for child in children)
+    return total_kb / 1024
 
 
 def write_results(name: str, results: dict[str, Any], width: int = 36) -> Path:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from measure import run_child, write_results
+from measure import run_child, run_child_with_pss, write_results
 
 HERE = Path(__file__).resolve().parent
 BUDGET = {"subscribers": 1_000_000, "wall_seconds": 20.0, "peak_rss_mb": 150.0}
@@ -230,13 +230,19 @@ def run_send_child(options: dict[str, Any], what: str) -> tuple[dict[str, Any], 
     return run_child([__file__, "--child", json.dumps(options)], what)
 
 
+def run_send_child_with_pss(
+    options: dict[str, Any], what: str
+) -> tuple[dict[str, Any], float, float]:
+    return run_child_with_pss([__file__, "--child", json.dumps(options)], what)
+
+
 # --- the two measurements -------------------------------------------------------------------
 
 
 def sendgrid(args: argparse.Namespace, database: Path, content: Path) -> dict[str, Any]:
     sink = Sink("sendgrid_sink.py", "--api-key", API_KEY)
     try:
-        figures, peak = run_send_child(
+        figures, peak, peak_pss = run_send_child_with_pss(
             {
                 "database": str(database),
                 "content": str(content),
@@ -275,9 +281,12 @@ def sendgrid(args: argparse.Namespace, database: Path, content: Path) -> dict[st
         "distinct_recipients_received": stats["distinct_recipients"],
         "refused_requests": stats["refused"],
         "connections_opened": stats["connections"],
+        # The largest of the processes' peaks; with several, also their summed PSS (shared
+        # pages shared out), the memory the send took from the machine.
         "peak_rss_mb": round(peak, 1),
         "peak_rss_mb_sending_process": round(figures["own_peak_rss_mb"], 1),
         "peak_rss_mb_largest_worker": round(figures["largest_child_peak_rss_mb"], 1),
+        "peak_pss_mb_all_processes": round(peak_pss, 1),
     }
 
 
@@ -371,7 +380,7 @@ def main() -> None:
     results["within_budget"] = (
         api["subscribers"] >= BUDGET["subscribers"]
         and api["wall_seconds"] <= BUDGET["wall_seconds"]
-        and api["peak_rss_mb"] <= BUDGET["peak_rss_mb"]
+        and max(api["peak_rss_mb"], api["peak_pss_mb_all_processes"]) <= BUDGET["peak_rss_mb"]
         and every_request
         and every_recipient_once
         and api["state"] == "done"

@@ -379,8 +379,9 @@ class SendingSettings(_Section):
         1,
         ge=1,
         le=32,
-        description="Processes sending one send at once, each claiming its own batches (forked "
-        "from the sending one; messages_per_second is shared out among them).",
+        description="Processes that `speakerfeed send` and `sends resume` use for one send, each "
+        "claiming its own batches (forked; messages_per_second is shared out among them). "
+        "`serve` sends from one; start `speakerfeed worker` processes to add senders there.",
     )
 
 

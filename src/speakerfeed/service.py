@@ -146,6 +146,9 @@ class Service:
                         self.transport(),
                         secret=self.secret,
                         should_stop=self.stopping.is_set,
+                        # Never forked from here: a fork copies the web app's and scheduler's
+                        # threads' locks as they stand. More senders: `speakerfeed worker`.
+                        processes=1,
                     )
                     log.info("send %s", report.summary())
             except Exception:  # keep serving; the send is resumed on the next round

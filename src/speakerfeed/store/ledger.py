@@ -192,7 +192,7 @@ def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> list[str
 
     if conn.dialect.name == "postgresql":
         pending = first_pending(pending_rows.c.subscriber_id).with_for_update(skip_locked=True)
-        ids = list(conn.execute(pending).scalars())
+        ids = list(conn.execute(pending).scalars().all())
         if ids:
             _set(conn, send_id, ids, state="sending", now=now, worker=worker)
         return ids
@@ -204,7 +204,7 @@ def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> list[str
         .values(state="sending", worker=worker, updated_at=now)
         .returning(deliveries.c.subscriber_id)
     )
-    return sorted(taken.scalars())
+    return sorted(taken.scalars().all())  # all(): one fetchall, not a fetchone per row
 
 
 def screen(
@@ -259,7 +259,7 @@ def _still_subscribed(
             subscribers.c.id.in_(confirmed)
         )
     )
-    return {subscriber_id: (email, name) for subscriber_id, email, name in rows}
+    return {subscriber_id: (email, name) for subscriber_id, email, name in rows.all()}
 
 
 def record(conn: Connection, send_id: str, results: Iterable[DeliveryResult]) -> dict[str, int]:
