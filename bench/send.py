@@ -26,6 +26,7 @@ import argparse
 import base64
 import json
 import math
+import os
 import random
 import resource
 import signal
@@ -336,7 +337,7 @@ def main() -> None:
     )
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--smtp-messages", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--pool-connections", type=int, default=8)
     parser.add_argument("--work", type=Path, default=HERE / "work" / "send")
@@ -354,7 +355,7 @@ def main() -> None:
     renderer = write_content(content)
     api = sendgrid(args, database, content)
     results: dict[str, Any] = {
-        "machine": {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0]},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "renderer": renderer,
         "settings": {
             "batch_size": args.batch_size,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import itertools
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -196,16 +197,28 @@ def test_a_send_later_than_its_maximum_lateness_is_cancelled(
     assert transport.sent == []
 
 
+class SlowOutbox(OutboxTransport):
+    """Each message a file, which every process of a send can see; slow enough for several
+    processes to claim batches."""
+
+    delay = 0.05
+
+    def send(self, batch: Batch) -> list[DeliveryResult]:
+        time.sleep(self.delay)
+        return super().send(batch)
+
+
+def outbox_addresses(folder: Path) -> Counter[str]:
+    return Counter(
+        parseaddr(email.message_from_bytes(path.read_bytes())["To"])[1]
+        for path in folder.glob("*.eml")
+    )
+
+
 def test_several_processes_send_to_each_recipient_once(
     store: Engine, settings: Settings, tmp_path: Path
 ) -> None:
     start(store)
-
-    class SlowOutbox(OutboxTransport):  # each message a file, which every process can see
-        def send(self, batch: Batch) -> list[DeliveryResult]:
-            time.sleep(0.05)  # long enough for both processes to claim batches
-            return super().send(batch)
-
     folder = tmp_path / "outbox"
     seen: list[tuple[int, int]] = []
     report = dispatch.run_send(
@@ -218,10 +231,7 @@ def test_several_processes_send_to_each_recipient_once(
         progress=lambda d, t: seen.append((d, t)),
     )
     assert report.state == "done" and report.counts["sent"] == 29
-    addresses = Counter(
-        parseaddr(email.message_from_bytes(path.read_bytes())["To"])[1]
-        for path in folder.glob("*.eml")
-    )
+    addresses = outbox_addresses(folder)
     assert len(addresses) == 29 and set(addresses.values()) == {1}
     assert "reader29@example.org" not in addresses  # pending, never confirmed
     with store.connect() as conn:
@@ -243,3 +253,30 @@ def test_a_batch_of_people_who_all_left_does_not_end_the_send(
     assert report.state == "done"
     assert report.counts["skipped"] == 7 and report.counts["sent"] == 22
     assert len(transport.sent) == 22
+
+
+def test_a_stop_reaches_every_process_and_a_restart_carries_on(
+    store: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    start(store)
+    folder = tmp_path / "outbox"
+    slower = SlowOutbox(folder)
+    slower.delay = 0.3  # 5 batches: the other process cannot finish them all in the meantime
+    asked = itertools.count()
+    stopped = dispatch.run_send(
+        store,
+        settings,
+        "daily-1",
+        slower,
+        secret=SECRET,
+        processes=2,
+        should_stop=lambda: next(asked) >= 1,  # after this process's first batch
+    )
+    assert stopped.state == "sending" and 0 < stopped.counts["sent"] < 29
+    assert stopped.counts["sending"] == 0, "a process left a batch in flight"
+    finished = dispatch.run_send(
+        store, settings, "daily-1", SlowOutbox(folder), secret=SECRET, processes=2
+    )
+    assert finished.state == "done" and finished.counts["sent"] == 29
+    addresses = outbox_addresses(folder)
+    assert len(addresses) == 29 and set(addresses.values()) == {1}

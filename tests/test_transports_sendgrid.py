@@ -29,7 +29,7 @@ from sendgrid.helpers.mail import (
 )
 
 from speakerfeed.models import Subscriber
-from speakerfeed.render.placeholders import NAME, UNSUBSCRIBE_URL
+from speakerfeed.render.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
 from speakerfeed.transports.base import Outcome, TransportError
 from speakerfeed.transports.registry import transport_from_settings
 from speakerfeed.transports.sendgrid import SendGridTransport
@@ -140,10 +140,15 @@ def test_direct_serialisation_is_what_the_sendgrid_helpers_make() -> None:
     payload = SendGridPayload.build(batch)
     ours = json.loads(payload.body([payload.personalization(p) for p in batch.recipients]))
 
+    # Only markers whose value some recipient needs escaped get a key of their own in the HTML.
+    escaped = {m for p in batch.recipients for m, v in p.values.items() if html.escape(v) != v}
+    assert escaped and escaped != set(HTML_KEYS), "the batch should test both kinds"
+    own_keys = {marker: key for marker, key in HTML_KEYS.items() if marker in escaped}
+
     mail = Mail()
     mail.from_email = From("digest@speakernews.co.uk", "The Speaker")
     mail.subject = Subject(batch.subject)
-    mail.add_content(Content("text/html", filled(batch.html, HTML_KEYS)))
+    mail.add_content(Content("text/html", filled(batch.html, own_keys)))
     mail.add_content(Content("text/plain", batch.text))  # the helper puts it first
     mail.reply_to = ReplyTo("letters@speakernews.co.uk", "Letters")
     for name, value in batch.headers:
@@ -155,13 +160,33 @@ def test_direct_serialisation_is_what_the_sendgrid_helpers_make() -> None:
         personalization.add_to(To(person.address, name))
         for marker, value in person.values.items():
             personalization.add_substitution(Substitution(marker, value))
-            personalization.add_substitution(Substitution(HTML_KEYS[marker], html.escape(value)))
+            if marker in own_keys:
+                personalization.add_substitution(Substitution(own_keys[marker], html.escape(value)))
         for header, value in person.headers:
             personalization.add_header(Header(header, value))
         personalization.add_custom_arg(CustomArg(KEY_ARG, person.key))
         mail.add_personalization(personalization, index)
     assert ours == mail.get()
     assert payload_problems(ours) == []
+
+
+def test_values_no_one_needs_escaped_share_one_key_in_text_and_html(
+    server: SendGridServer,
+) -> None:
+    people = []
+    for n in range(3):
+        person = recipient(n, f"Reader {n}")
+        link = f"https://app.example.org/preferences/daily/tok{n}"  # no "&" to escape
+        people.append(recipient(n, f"Reader {n}", values={**person.values, PREFERENCES_URL: link}))
+    batch = make_batch(recipients=tuple(people))
+    payload = SendGridPayload.build(batch)
+    body = json.loads(payload.body([payload.personalization(p) for p in batch.recipients]))
+    assert not any(key in json.dumps(body) for key in HTML_KEYS.values())
+    with sendgrid(server, []) as transport:
+        assert {r.outcome for r in transport.send(batch)} == {Outcome.SENT}
+    for email, person in zip(server.delivered, batch.recipients, strict=True):
+        assert email.html == filled(batch.html, dict(person.values))
+        assert email.text == filled(batch.text, dict(person.values))
 
 
 def test_a_large_batch_goes_in_requests_of_1000_over_kept_alive_connections(
