@@ -253,6 +253,21 @@ def digest() -> None:
     """Email digests: preview and lint the next digest of a list."""
 
 
+def _cadence_option(doing: str, to_whom: str = "") -> Callable[[Callable[..., Any]], Any]:
+    return click.option(
+        "--cadence",
+        metavar="NAME",
+        default="",
+        help=f"{doing} the digest of LIST's cadence NAME (`cadences` in config.toml){to_whom} "
+        "[default: the list's own schedule].",
+    )
+
+
+def _digest_name(list_name: str, cadence: str) -> str:
+    """How messages name a digest's list and cadence: "daily" or "daily (weekly)"."""
+    return f"{list_name} ({cadence})" if cadence else list_name
+
+
 def _findings(preview: Any) -> None:
     for finding in preview.findings:
         colour = "red" if finding.severity == "error" else "yellow"
@@ -270,9 +285,15 @@ def _findings(preview: Any) -> None:
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a web browser.")
 @click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds.")
+@_cadence_option("Preview")
 @click.pass_context
 def preview(
-    ctx: click.Context, list_name: str, out: Path, open_browser: bool, no_fetch: bool
+    ctx: click.Context,
+    list_name: str,
+    out: Path,
+    open_browser: bool,
+    no_fetch: bool,
+    cadence: str,
 ) -> None:
     """Write LIST's next digest, as a sample subscriber gets it, to .html, .txt and .eml files.
 
@@ -281,9 +302,11 @@ def preview(
     from speakerfeed.preview import prepare, write_preview
 
     settings = _load(ctx)
-    made = prepare(settings, settings.require_list(list_name), fetch_upstreams=not no_fetch)
+    list_settings = settings.require_list(list_name)
+    made = prepare(settings, list_settings, fetch_upstreams=not no_fetch, cadence=cadence)
     if made is None:
-        click.echo(f"{list_name}: no new articles since the last digest, so no digest.")
+        name = _digest_name(list_name, cadence)
+        click.echo(f"{name}: no new articles since the last digest, so no digest.")
         return
     _print_problems(made.problems)
     paths = write_preview(made, out)
@@ -305,15 +328,18 @@ def preview(
 @digest.command()
 @click.argument("list_name", metavar="LIST")
 @click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds.")
+@_cadence_option("Lint")
 @click.pass_context
-def lint(ctx: click.Context, list_name: str, no_fetch: bool) -> None:
+def lint(ctx: click.Context, list_name: str, no_fetch: bool, cadence: str) -> None:
     """Check LIST's next digest as the pre-send lint does; exit 1 if it would be blocked."""
     from speakerfeed.preview import prepare
 
     settings = _load(ctx)
-    made = prepare(settings, settings.require_list(list_name), fetch_upstreams=not no_fetch)
+    list_settings = settings.require_list(list_name)
+    made = prepare(settings, list_settings, fetch_upstreams=not no_fetch, cadence=cadence)
     if made is None:
-        click.echo(f"{list_name}: no new articles since the last digest, so nothing to lint.")
+        name = _digest_name(list_name, cadence)
+        click.echo(f"{name}: no new articles since the last digest, so nothing to lint.")
         return
     _findings(made)
     errors = sum(1 for f in made.findings if f.severity == "error")
@@ -665,6 +691,7 @@ def _print_report(report: Any) -> None:
     "--now", is_flag=True, help="Send now, whatever the list's schedule says (the default)."
 )
 @click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds.")
+@_cadence_option("Send", ", to the readers who chose it")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def send(
@@ -674,15 +701,20 @@ def send(
     test_to: str | None,
     now: bool,
     no_fetch: bool,
+    cadence: str,
     quiet: bool,
 ) -> None:
     """Send LIST's next digest to its confirmed subscribers, through the delivery ledger.
+
+    Without --cadence the digest goes to those on the list's own schedule; with --cadence NAME,
+    that cadence's digest (what is new since its last one) goes to those who chose NAME.
 
     The digest is linted first (an error blocks it). Each recipient gets it once, even across
     crashes and restarts; an interrupted send is carried on by `speakerfeed sends resume ID`.
     """
     from datetime import UTC, datetime
 
+    from speakerfeed.digests import cadence_schedule
     from speakerfeed.models import Subscriber
     from speakerfeed.preview import prepare
     from speakerfeed.sending import open_send
@@ -692,11 +724,15 @@ def send(
 
     settings = _load(ctx)
     list_settings = settings.require_list(list_name)
+    cadence_schedule(list_settings, cadence)  # an unknown cadence stops here, before anything
+    name = _digest_name(list_name, cadence)
     moment = datetime.now(UTC)
     if dry_run or test_to:
-        made = prepare(settings, list_settings, fetch_upstreams=not no_fetch, now=moment)
+        made = prepare(
+            settings, list_settings, fetch_upstreams=not no_fetch, now=moment, cadence=cadence
+        )
         if made is None:
-            click.echo(f"{list_name}: no new articles since the last digest, so no digest.")
+            click.echo(f"{name}: no new articles since the last digest, so no digest.")
             return
         _findings(made)
         rendered = made.rendered
@@ -704,9 +740,17 @@ def send(
         click.echo(f"  subject: {rendered.subject}")
         if dry_run:
             with _store(ctx, list_name) as (engine, secret), engine.connect() as conn:
-                audience = sum(1 for _ in repo.iter_confirmed(conn, list_name, secret=secret))
+                readers = repo.iter_confirmed(
+                    conn,
+                    list_name,
+                    secret=secret,
+                    cadence=cadence,
+                    named_cadences=list_settings.cadences,
+                )
+                audience = sum(1 for _ in readers)
+            chose = f" who chose {cadence}" if cadence else ""
             click.echo(
-                f"  would go to {audience:,} confirmed subscribers "
+                f"  would go to {audience:,} confirmed subscribers{chose} "
                 f"through the {settings.delivery.transport} transport (dry run: nothing sent)"
             )
         if test_to:
@@ -731,10 +775,15 @@ def send(
     transport = transport_from_settings(settings.delivery, settings.root)
     with _store(ctx, list_name) as (engine, secret):
         opened = open_send(
-            engine, settings, list_settings, now=moment, fetch_upstreams=not no_fetch
+            engine,
+            settings,
+            list_settings,
+            now=moment,
+            fetch_upstreams=not no_fetch,
+            cadence=cadence,
         )
         if opened.nothing_new:
-            click.echo(f"{list_name}: no new articles since the last digest, so no digest.")
+            click.echo(f"{name}: no new articles since the last digest, so no digest.")
             return
         if opened.blocked is not None:
             _findings(opened.blocked)
@@ -742,7 +791,7 @@ def send(
             ctx.exit(1)
         send_id = opened.send_id or opened.unfinished
         if opened.unfinished:
-            click.echo(f"{list_name}: carrying on with the unfinished send {send_id}")
+            click.echo(f"{name}: carrying on with the unfinished send {send_id}")
         _run_send(ctx, engine, settings, send_id, transport, secret, quiet=quiet)
 
 
@@ -833,13 +882,15 @@ def sends_resume(ctx: click.Context, send_id: str, resend_unknown: bool, quiet: 
 
 @main.group("schedule")
 def schedule_group() -> None:
-    """The lists' digest schedules: list them, pause or resume one."""
+    """The lists' digest schedules (each list's own and its cadences'): list them, pause or
+    resume a list's."""
 
 
 @schedule_group.command("list")
 @click.pass_context
 def schedule_list(ctx: click.Context) -> None:
-    """Each list's job, its crontab and its next run in the list's own time zone."""
+    """Each digest job, its crontab and its next run in the list's own time zone: digest:LIST
+    for the list's own schedule, digest:LIST:CADENCE for each of its cadences."""
     from speakerfeed.schedule import planned_runs
 
     settings = _load(ctx)
@@ -857,17 +908,19 @@ def _pause(ctx: click.Context, list_name: str, paused: bool) -> None:
     from speakerfeed.schedule import set_paused
 
     settings = _load(ctx)
-    settings.require_list(list_name)
+    cadences = ", ".join(settings.require_list(list_name).cadences)
     with _store(ctx, need_secret=False) as (engine, _):
         set_paused(engine, list_name, paused)
-    click.echo(f"{list_name}: scheduled digests {'paused' if paused else 'resumed'}")
+    also = f" (its cadences too: {cadences})" if cadences else ""
+    click.echo(f"{list_name}: scheduled digests {'paused' if paused else 'resumed'}{also}")
 
 
 @schedule_group.command("pause")
 @click.argument("list_name", metavar="LIST")
 @click.pass_context
 def schedule_pause(ctx: click.Context, list_name: str) -> None:
-    """Stop LIST's scheduled digests until `schedule resume` (takes effect at once)."""
+    """Stop LIST's scheduled digests, its cadences' too, until `schedule resume` (takes effect
+    at once)."""
     _pause(ctx, list_name, True)
 
 
@@ -875,5 +928,6 @@ def schedule_pause(ctx: click.Context, list_name: str) -> None:
 @click.argument("list_name", metavar="LIST")
 @click.pass_context
 def schedule_resume(ctx: click.Context, list_name: str) -> None:
-    """Let LIST's scheduled digests go out again, from the next scheduled time."""
+    """Let LIST's scheduled digests (its cadences' too) go out again, from the next scheduled
+    time."""
     _pause(ctx, list_name, False)

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -464,6 +464,7 @@ class Settings(_Section):
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
         if self.lists and not self.email.from_address:
             raise ValueError("email.from_address is required when [[lists]] are defined")
+        _check_digest_id_prefixes(self.lists)
         return self
 
     @property
@@ -599,6 +600,22 @@ def _toml_error_line(message: str) -> int | None:
         return None
     digits = message.split(marker, 1)[1].split(",", 1)[0].rstrip(")")
     return int(digits) if digits.isdigit() else None
+
+
+def _check_digest_id_prefixes(lists: Sequence[ListSettings]) -> None:
+    """Digest ids start with the list's name, and a cadence's with "<list>-<cadence>": list
+    "a-b" and list "a" with cadence "b" would share ids (and so sends)."""
+    owners: dict[str, str] = {}
+    for item in lists:
+        for cadence in ("", *item.cadences):
+            prefix = f"{item.name}-{cadence}" if cadence else item.name
+            owner = f"list {item.name!r}" + (f" cadence {cadence!r}" if cadence else "")
+            if prefix in owners:
+                raise ValueError(
+                    f"{owners[prefix]} and {owner} would give their digests the same ids "
+                    f"({prefix}-<date>); rename one of them"
+                )
+            owners[prefix] = owner
 
 
 def settings_reference() -> list[tuple[str, str, str]]:

@@ -2,7 +2,8 @@
 
 A web copy is the digest's own HTML with the per-subscriber markers filled with values that name
 no one, so it can be public. Each digest keeps a small digest.json beside its page; the index is
-rebuilt from those, so the output folder alone is the archive's record.
+rebuilt from those, so the output folder alone is the archive's record. A cadence digest's
+digest.json names its cadence; one of the list's own schedule names none (as before cadences).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _metadata(rendered: RenderedDigest) -> bytes:
         "issued": digest.issued.isoformat(),
         "articles": [{"id": a.id, "title": a.title, "url": a.url} for a in digest.articles],
     }
+    if digest.cadence:
+        record["cadence"] = digest.cadence
     return json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
 
@@ -76,10 +79,13 @@ def _records(output_dir: Path, list_name: str = "*") -> list[dict[str, Any]]:
     return records
 
 
-def last_issued(settings: Settings, list_name: str) -> datetime | None:
-    """When the list's latest published digest was issued: the next one starts after it."""
+def last_issued(settings: Settings, list_name: str, cadence: str = "") -> datetime | None:
+    """When the latest published digest of the list's ``cadence`` ("": its own schedule) was
+    issued: that cadence's next digest starts after it, whatever the other cadences sent."""
     times = [
-        datetime.fromisoformat(str(r["issued"])) for r in _records(settings.output_dir, list_name)
+        datetime.fromisoformat(str(record["issued"]))
+        for record in _records(settings.output_dir, list_name)
+        if record.get("cadence", "") == cadence
     ]
     return max(times, default=None)
 

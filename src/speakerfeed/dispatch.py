@@ -362,7 +362,7 @@ def _template(settings: Settings, row: Mapping[str, object], secret: bytes) -> M
     created = row["created_at"]
     assert isinstance(created, datetime)
     digest = Digest(
-        id=str(row["id"]).replace("~", "-"),
+        id=str(row["id"]),
         list_name=list_settings.name,
         list_title=list_settings.title,
         articles=(),

@@ -53,11 +53,12 @@ class Subscriber:
 class Digest:
     """One issue of a list's email: its articles, chosen once, newest first."""
 
-    id: str  # unique and URL-safe, e.g. "daily-2023-11-29-0700"
+    id: str  # unique and URL-safe, e.g. "daily-2023-11-29-0700" or "daily-weekly-2023-11-27-0700"
     list_name: str
     list_title: str
     articles: tuple[Article, ...]
     issued: datetime  # time-zone aware: when the digest was put together
+    cadence: str = ""  # one of the list's cadences; "" is the list's own schedule
 
     @property
     def archive_path(self) -> str:

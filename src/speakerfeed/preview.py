@@ -14,7 +14,7 @@ from pathlib import Path
 
 from speakerfeed.config import ListSettings, Secrets, Settings
 from speakerfeed.digest_archive import last_issued
-from speakerfeed.digests import next_digest
+from speakerfeed.digests import cadence_schedule, next_digest
 from speakerfeed.errors import Problem
 from speakerfeed.messages.mime import MessageTemplate
 from speakerfeed.models import RenderedDigest, Subscriber
@@ -48,12 +48,20 @@ def prepare(
     fetch_upstreams: bool = True,
     now: datetime | None = None,
     secrets: Secrets | None = None,
+    cadence: str = "",
 ) -> Preview | None:
-    """The list's next digest for the sample subscriber, or None when nothing is new."""
+    """The next digest of the list's ``cadence`` ("": its own schedule) for the sample
+    subscriber, or None when nothing is new since that cadence's last digest."""
+    cadence_schedule(list_settings, cadence)  # refused before the articles are read
     articles, report = Builder(settings, fetch_upstreams=fetch_upstreams).read_articles()
-    since = last_issued(settings, list_settings.name)
+    since = last_issued(settings, list_settings.name, cadence)
     digest = next_digest(
-        settings, list_settings, articles, since=since, now=now or datetime.now(UTC)
+        settings,
+        list_settings,
+        articles,
+        since=since,
+        now=now or datetime.now(UTC),
+        cadence=cadence,
     )
     if digest is None:
         return None

@@ -1,6 +1,8 @@
 """The scheduled jobs of `speakerfeed serve` (APScheduler 3): rebuild the feeds every few minutes,
 and one job per list on the list's crontab, in the list's time zone, that puts the next digest
-into the delivery ledger. Sending itself is done by every process's send loop (service.py).
+into the delivery ledger, plus one per cadence of the list (``digest:<list>:<cadence>``) on the
+cadence's crontab, in the same zone, for the readers who chose it. Pausing a list pauses all of
+its jobs. Sending itself is done by every process's send loop (service.py).
 
 The jobs live in APScheduler's job store in the store's own database, so a restart knows when
 each last ran: a run missed while the service was down fires once when it comes back
@@ -8,8 +10,9 @@ each last ran: a run missed while the service was down fires once when it comes 
 misfire grace time, and the ledger cancels such a send too). A list's digest id comes from its
 scheduled time, so a run that fires twice records one send.
 
-Job functions are module-level and take only a list name: the job store keeps a reference to
-the function, not the function, and the process that runs it finds the service in ``_service``.
+Job functions are module-level and take only a list name (and a cadence): the job store keeps a
+reference to the function, not the function, and the process that runs it finds the service in
+``_service``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sqlalchemy import Engine, delete, select
 
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.crontab import crontab_trigger
-from speakerfeed.digests import list_zone
+from speakerfeed.digests import cadence_schedule, list_cadences, list_zone
 from speakerfeed.sending import open_send
 from speakerfeed.store import rate_limits
 from speakerfeed.store.schema import schedule_pauses
@@ -40,12 +43,14 @@ HOUSEKEEPING_JOB = "housekeeping"
 JOB_TABLE = "apscheduler_jobs"
 
 
-def digest_job_id(list_name: str) -> str:
-    return f"digest:{list_name}"
+def digest_job_id(list_name: str, cadence: str = "") -> str:
+    return f"digest:{list_name}:{cadence}" if cadence else f"digest:{list_name}"
 
 
-def list_trigger(settings: Settings, list_settings: ListSettings) -> CronTrigger:
-    return crontab_trigger(list_settings.schedule, list_zone(settings, list_settings))
+def list_trigger(settings: Settings, list_settings: ListSettings, cadence: str = "") -> CronTrigger:
+    """The crontab of the list's ``cadence`` ("": its own schedule), in the list's time zone."""
+    line = cadence_schedule(list_settings, cadence)
+    return crontab_trigger(line, list_zone(settings, list_settings))
 
 
 def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
@@ -97,33 +102,40 @@ def housekeeping_job() -> None:
         log.info("housekeeping: %d ended rate-limit windows forgotten", gone)
 
 
-def digest_job(list_name: str) -> None:
-    """Put the list's digest for the run just due into the ledger (the send loops send it)."""
+def digest_job(list_name: str, cadence: str = "") -> None:
+    """Put the digest of the list's ``cadence`` ("": its own schedule) for the run just due into
+    the ledger (the send loops send it)."""
     context = _context()
     settings = context.settings
+    label = f"{list_name} ({cadence})" if cadence else list_name
     list_settings = settings.mailing_list(list_name)
-    if list_settings is None:
-        log.warning("digest job for %s: the list is no longer in config.toml", list_name)
+    if list_settings is None or cadence not in list_cadences(list_settings):
+        log.warning("digest job for %s: no longer in config.toml", label)
         return
     if is_paused(context.engine, list_name):
-        log.info("digest job for %s: paused, nothing done", list_name)
+        log.info("digest job for %s: paused, nothing done", label)
         return
     now = datetime.now(UTC)
-    scheduled = last_fire_time(list_trigger(settings, list_settings), now) or now
+    scheduled = last_fire_time(list_trigger(settings, list_settings, cadence), now) or now
     opened = open_send(
-        context.engine, settings, list_settings, now=scheduled, scheduled_at=scheduled
+        context.engine,
+        settings,
+        list_settings,
+        now=scheduled,
+        scheduled_at=scheduled,
+        cadence=cadence,
     )
     if opened.send_id:
-        log.info("digest %s recorded for %s; sending", opened.send_id, list_name)
+        log.info("digest %s recorded for %s; sending", opened.send_id, label)
         context.wake_senders()
     elif opened.unfinished:
-        log.warning("digest job for %s: send %s is unfinished", list_name, opened.unfinished)
+        log.warning("digest job for %s: send %s is unfinished", label, opened.unfinished)
         context.wake_senders()
     elif opened.blocked is not None:
         findings = "; ".join(f.message for f in opened.blocked.findings if f.severity == "error")
-        log.error("digest for %s blocked by the lint: %s", list_name, findings)
+        log.error("digest for %s blocked by the lint: %s", label, findings)
     else:
-        log.info("digest job for %s: nothing new since the last digest", list_name)
+        log.info("digest job for %s: nothing new since the last digest", label)
 
 
 def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
@@ -144,7 +156,13 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
         HOUSEKEEPING_JOB: (housekeeping_job, IntervalTrigger(hours=1, timezone=UTC), []),
     }
     for item in settings.lists:
-        wanted[digest_job_id(item.name)] = (digest_job, list_trigger(settings, item), [item.name])
+        for cadence in list_cadences(item):
+            wanted[digest_job_id(item.name, cadence)] = (
+                digest_job,
+                list_trigger(settings, item, cadence),
+                # The list's own job keeps the arguments jobs were stored with before cadences.
+                [item.name, cadence] if cadence else [item.name],
+            )
     for job in scheduler.get_jobs():
         if job.id not in wanted:
             scheduler.remove_job(job.id)
@@ -189,20 +207,22 @@ class PlannedRun:
 def planned_runs(
     settings: Settings, engine: Engine, now: datetime | None = None
 ) -> list[PlannedRun]:
-    """Each list's job and its next run in the list's own time zone (for `schedule list`)."""
+    """Each list's jobs (its own schedule, then each cadence) and their next runs in the list's
+    own time zone (for `schedule list`)."""
     now = now or datetime.now(UTC)
     runs = []
     for item in settings.lists:
-        trigger = list_trigger(settings, item)
         zone = list_zone(settings, item)
-        upcoming = trigger.get_next_fire_time(None, now)
-        runs.append(
-            PlannedRun(
-                job=digest_job_id(item.name),
-                schedule=item.schedule,
-                zone=str(zone),
-                next_run=upcoming.astimezone(zone) if upcoming else None,
-                paused=is_paused(engine, item.name),
+        paused = is_paused(engine, item.name)  # a list's pause holds its cadences too
+        for cadence in list_cadences(item):
+            upcoming = list_trigger(settings, item, cadence).get_next_fire_time(None, now)
+            runs.append(
+                PlannedRun(
+                    job=digest_job_id(item.name, cadence),
+                    schedule=cadence_schedule(item, cadence),
+                    zone=str(zone),
+                    next_run=upcoming.astimezone(zone) if upcoming else None,
+                    paused=paused,
+                )
             )
-        )
     return runs

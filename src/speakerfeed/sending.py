@@ -4,6 +4,10 @@ The digest is selected, rendered once and linted (an error blocks it); then, in 
 the send and its rows are recorded, and the digest's web copy is published (which moves the
 list's "last issued" on, so the next digest starts after this one). A list with an unfinished
 send gets no new one until that send is finished or cancelled: resuming it comes first.
+
+Each of a list's cadences is a send of its own: its digest goes to the confirmed subscribers who
+chose that cadence ("" for the list's own schedule), starts after that cadence's last digest,
+and waits only for that cadence's unfinished send.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.digest_archive import write_digest_archive
+from speakerfeed.digests import cadence_schedule
+from speakerfeed.errors import ConfigError, Problem
 from speakerfeed.preview import Preview, prepare
 from speakerfeed.store import ledger
 from speakerfeed.store.schema import sends
@@ -30,11 +36,16 @@ class Opened:
     nothing_new: bool = False
 
 
-def unfinished_send(engine: Engine, list_name: str) -> str | None:
+def unfinished_send(engine: Engine, list_name: str, cadence: str = "") -> str | None:
+    """The oldest send of the list's ``cadence`` that is still sending or paused."""
     with engine.connect() as conn:
         found = conn.execute(
             select(sends.c.id)
-            .where(sends.c.list_name == list_name, sends.c.state.in_(("sending", "paused")))
+            .where(
+                sends.c.list_name == list_name,
+                sends.c.cadence == cadence,
+                sends.c.state.in_(("sending", "paused")),
+            )
             .order_by(sends.c.created_at)
             .limit(1)
         ).scalar()
@@ -49,12 +60,17 @@ def open_send(
     now: datetime,
     scheduled_at: datetime | None = None,
     fetch_upstreams: bool = True,
+    cadence: str = "",
 ) -> Opened:
-    """Record the list's next digest as a send scheduled for ``scheduled_at`` (default: now)."""
-    unfinished = unfinished_send(engine, list_settings.name)
+    """Record the next digest of the list's ``cadence`` ("": its own schedule) as a send
+    scheduled for ``scheduled_at`` (default: now)."""
+    cadence_schedule(list_settings, cadence)  # an unknown cadence is refused
+    unfinished = unfinished_send(engine, list_settings.name, cadence)
     if unfinished is not None:
         return Opened(unfinished=unfinished)
-    made = prepare(settings, list_settings, fetch_upstreams=fetch_upstreams, now=now)
+    made = prepare(
+        settings, list_settings, fetch_upstreams=fetch_upstreams, now=now, cadence=cadence
+    )
     if made is None:
         return Opened(nothing_new=True)
     if made.blocked:
@@ -65,9 +81,31 @@ def open_send(
     )
     send_id = rendered.digest.id
     with engine.begin() as conn:
-        ledger.create_send(
-            conn, send_id, list_settings.name, content, scheduled_at=scheduled_at or now
+        created = ledger.create_send(
+            conn,
+            send_id,
+            list_settings.name,
+            content,
+            scheduled_at=scheduled_at or now,
+            cadence=cadence,
+            named_cadences=list_settings.cadences,
         )
+        if not created:
+            _check_same_digest(conn, send_id, list_settings.name, cadence)
         # Inside the transaction: if publishing fails, no send is recorded either.
         write_digest_archive(settings, rendered)
     return Opened(send_id=send_id)
+
+
+def _check_same_digest(conn: Connection, send_id: str, list_name: str, cadence: str) -> None:
+    """A send that exists already is fine when it is this digest (a run that fired twice), but
+    list "a-b" and list "a" with cadence "b" make the same ids: never send one for the other."""
+    row = ledger.send_row(conn, send_id)
+    if row is None or (row["list_name"], row["cadence"]) == (list_name, cadence):
+        return
+    owner = f"list {row['list_name']}" + (f", cadence {row['cadence']}" if row["cadence"] else "")
+    message = (
+        f"digest id {send_id!r} is already taken by a send of {owner}; "
+        "rename a list or a cadence so that their digest ids differ"
+    )
+    raise ConfigError([Problem("lists", message)])

@@ -25,7 +25,7 @@ statements themselves.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,7 +57,7 @@ from speakerfeed.store.schema import (
     subscriptions,
     suppressions,
 )
-from speakerfeed.store.subscribers import address_hash, normalise_email
+from speakerfeed.store.subscribers import address_hash, normalise_email, on_cadence
 from speakerfeed.transports.base import DeliveryResult, Outcome
 
 _OUTCOME_STATE = {
@@ -88,8 +88,10 @@ def create_send(
     *,
     scheduled_at: datetime,
     cadence: str = "",
+    named_cadences: Collection[str] = (),
 ) -> bool:
-    """Record a send and one pending row per confirmed subscriber of the list with that cadence.
+    """Record a send and one pending row per confirmed subscriber of the list who gets the
+    digests of ``cadence`` (see subscribers.on_cadence; ``named_cadences``: the list's own).
 
     False when the send already exists: creating it twice never adds a second row for anyone.
     """
@@ -125,7 +127,7 @@ def create_send(
     audience = audience.where(
         listed == list_name,
         subscriptions.c.status == "confirmed",
-        subscriptions.c.cadence == cadence,
+        on_cadence(cadence, named_cadences),
     )
     conn.execute(
         insert(deliveries).from_select(

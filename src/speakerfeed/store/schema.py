@@ -157,7 +157,7 @@ DELIVERY_STATES = ("pending", "sending", "sent", "failed", "unknown", "skipped")
 sends = Table(
     "sends",
     metadata,
-    # The digest's id plus its cadence, e.g. "daily-2026-11-24-0700" or "...~weekly".
+    # The digest's id: "daily-2026-11-24-0700", or "daily-weekly-2026-11-24-0700" for a cadence.
     Column("id", String(120), primary_key=True),
     Column("list_name", String(40), nullable=False),
     Column("cadence", String(16), nullable=False, server_default=""),

@@ -11,10 +11,10 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Table, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from speakerfeed.models import Subscriber
@@ -192,10 +192,28 @@ def count_subscriptions(conn: Connection, list_name: str, status: str | None = N
     return int(conn.execute(query).scalar_one())
 
 
+def on_cadence(cadence: str, named_cadences: Collection[str]) -> ColumnElement[bool]:
+    """The subscriptions that get the digests of ``cadence``: those who chose it; for the list's
+    own schedule (""), also those whose choice is none of the list's ``named_cadences`` (one
+    since removed from config.toml), who would otherwise get nothing at all."""
+    if cadence:
+        return subscriptions.c.cadence == cadence
+    if not named_cadences:
+        return true()
+    return subscriptions.c.cadence.not_in(sorted(named_cadences))
+
+
 def iter_confirmed(
-    conn: Connection, list_name: str, *, secret: bytes, batch: int = 1000
+    conn: Connection,
+    list_name: str,
+    *,
+    secret: bytes,
+    batch: int = 1000,
+    cadence: str | None = None,
+    named_cadences: Collection[str] = (),
 ) -> Iterator[Subscriber]:
-    """Every confirmed subscriber of ``list_name`` once, in id order, skipping suppressed ones.
+    """Every confirmed subscriber of ``list_name`` once, in id order, skipping suppressed ones;
+    with ``cadence``, only those who get that cadence's digests (see ``on_cadence``).
 
     Keyset paging (id > the last one seen), never OFFSET: each page is an index range scan, and a
     row added or removed meanwhile cannot shift a page and cause a skip or a repeat. Suppressions
@@ -203,14 +221,18 @@ def iter_confirmed(
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
+    confirmed = (
+        select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
+        .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
+        .where(subscriptions.c.list_name == list_name)
+        .where(subscriptions.c.status == "confirmed")
+    )
+    if cadence is not None:
+        confirmed = confirmed.where(on_cadence(cadence, named_cadences))
     last = ""
     while True:
         rows = conn.execute(
-            select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
-            .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
-            .where(subscriptions.c.list_name == list_name)
-            .where(subscriptions.c.status == "confirmed")
-            .where(subscriptions.c.subscriber_id > last)
+            confirmed.where(subscriptions.c.subscriber_id > last)
             .order_by(subscriptions.c.subscriber_id)
             .limit(batch)
         ).all()
