@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from speakerfeed.messages import tokens
 from speakerfeed.store import subscribers as repo
-from speakerfeed.store.schema import consent_records, rate_limits, suppressions
+from speakerfeed.store.schema import consent_records, rate_limits, subscriptions, suppressions
 from tests.support.webapp import SECRET, ReaderSite, reader_site, start
 
 __all__ = ["reader_site"]
@@ -402,6 +402,22 @@ def test_preferences_change_lists_cadence_name_and_time_zone(
     assert http.post(path, data={**form, "lists": ["daily"]}).status_code == 303
     assert reader_site.statuses("ann@example.org")["daily"] == "confirmed"
     assert suppression_reasons(reader_site.engine) == {}
+
+
+def test_a_cadence_since_removed_from_config_shows_as_every_issue(
+    reader_site: ReaderSite, http: httpx.Client
+) -> None:
+    ann = confirmed(reader_site, http, "ann@example.org", "weekly")
+    with reader_site.engine.begin() as conn:  # chosen when config.toml still offered it
+        conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.subscriber_id == ann)
+            .values(cadence="fortnightly")
+        )
+    path = f"/preferences/weekly/{tokens.sign(SECRET, 'preferences', ann, 'weekly')}"
+    page = http.get(path).text
+    # What the reader now gets: the list's own digests (store.subscribers.on_cadence).
+    assert re.search(r'id="cadence-weekly-every"[^>]*value=""\s+checked', page), page
 
 
 def test_preferences_refuse_unknown_choices(reader_site: ReaderSite, http: httpx.Client) -> None:

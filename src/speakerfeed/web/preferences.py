@@ -77,10 +77,20 @@ class PreferencePages:
             "lists": {
                 name for name, status in person.statuses.items() if status in subscriptions.ACTIVE
             },
-            "cadences": dict(person.cadences),
+            "cadences": {
+                name: self._shown_cadence(name, chosen) for name, chosen in person.cadences.items()
+            },
         }
         saved = request.query_params.get("saved") == "1"
         return self._render(request, person.email, values, {}, saved=saved)
+
+    def _shown_cadence(self, list_name: str, cadence: str) -> str:
+        """The choice to show as made: a cadence since removed from config.toml gets the list's
+        own digests (see store.subscribers.on_cadence), so "every issue" is what holds."""
+        list_settings = self.site.settings.mailing_list(list_name)
+        if list_settings is None or cadence not in list_settings.cadences:
+            return EVERY_ISSUE
+        return cadence
 
     def _render(
         self,
