@@ -205,6 +205,10 @@ def test_a_cadence_digest_holds_what_is_new_since_its_own_last_digest(
     assert second_weekly == "daily-weekly-2024-11-18-0700"
     assert titles(settings, second_weekly) == ["Story three"]
     assert send_now(store, settings, 19) is None  # nothing new since the last daily
+    # The archive index lists them all, the weekly ones marked as such.
+    index = (settings.output_dir / "digests" / "index.html").read_text("utf-8")
+    assert index.count("Weekly edition") == 2
+    assert f'href="daily/{first_daily}/"' in index
 
 
 def test_an_unfinished_send_holds_back_only_its_own_cadence(

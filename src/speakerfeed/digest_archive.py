@@ -117,4 +117,6 @@ def _issue_view(record: dict[str, Any]) -> dict[str, Any]:
         "issued": issued.isoformat(),
         "issued_text": f"{issued:%A} {issued.day} {issued:%B %Y}",
         "articles": len(record.get("articles", [])),
+        # A cadence's digest ("" for the list's own), named like the preferences page's choice.
+        "cadence": str(record.get("cadence", "")).replace("-", " ").capitalize(),
     }
