@@ -298,7 +298,9 @@ def test_two_serve_processes_on_postgresql_one_scheduler_each_recipient_once(
         readers = make_site(tmp_path, engine, people=300)
         due = datetime.now(UTC) + timedelta(seconds=12)
         url = postgresql_url.replace("+psycopg", "")
-        write_config(tmp_path, url, smtp.port, at(due), batch_size=10)
+        # 30 messages a second per process: alone, the leader would take 10 s, and the other
+        # process finds the send within its 5 s poll (unthrottled, one may finish it first).
+        write_config(tmp_path, url, smtp.port, at(due), batch_size=10, messages_per_second=30)
         with serving(tmp_path) as first, serving(tmp_path) as second:
 
             def one_leader() -> bool:
