@@ -3,8 +3,10 @@ the results printed and written to bench/results/."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -12,6 +14,22 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The publication the digest benchmarks write for: config.toml's tables but [[lists]].
+SPEAKER_CONFIG: dict[str, Any] = {
+    "site": {
+        "title": "The Speaker",
+        "url": "https://www.speakernews.co.uk",
+        "author": "The Speaker",
+    },
+    "feeds": {"base_url": "https://www.speakernews.co.uk/feeds/"},
+    "email": {
+        "from_address": "The Speaker <digest@speakernews.co.uk>",
+        "reply_to": "letters@speakernews.co.uk",
+        "app_url": "https://news.speakernews.co.uk",
+        "unsubscribe_mailto": "unsubscribe@speakernews.co.uk",
+        "postal_address": "1 Fleet Street, London EC4Y 1AA",
+    },
+}
 
 
 def run_child(arguments: list[str], what: str) -> tuple[dict[str, Any], float]:
@@ -66,6 +84,18 @@ def _tree_pss_mb(pid: int) -> float:
                 total_kb += int(line.split()[1])
         todo.extend(int(child) for child in children)
     return total_kb / 1024
+
+
+async def serve_until_signalled(server: asyncio.Server) -> None:
+    """For a sink: say ``listening <port>`` (what the benchmark waits for), then serve until
+    SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await stop.wait()
 
 
 def write_results(name: str, results: dict[str, Any], width: int = 36) -> Path:

@@ -32,6 +32,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from measure import SPEAKER_CONFIG
 from speakerfeed.config import Settings, settings_from_mapping
 from speakerfeed.messages import MessageTemplate, verify
 from speakerfeed.models import Article, Digest, Image, RenderedDigest, Subscriber
@@ -52,19 +53,7 @@ TEXT = (
 )
 
 CONFIG: dict[str, Any] = {
-    "site": {
-        "title": "The Speaker",
-        "url": "https://www.speakernews.co.uk",
-        "author": "The Speaker",
-    },
-    "feeds": {"base_url": "https://www.speakernews.co.uk/feeds/"},
-    "email": {
-        "from_address": "The Speaker <digest@speakernews.co.uk>",
-        "reply_to": "letters@speakernews.co.uk",
-        "app_url": "https://news.speakernews.co.uk",
-        "unsubscribe_mailto": "unsubscribe@speakernews.co.uk",
-        "postal_address": "1 Fleet Street, London EC4Y 1AA",
-    },
+    **SPEAKER_CONFIG,
     "lists": [{"name": "daily", "title": "The Speaker Daily"}],
 }
 

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from measure import run_child, run_child_with_pss, write_results
+from measure import SPEAKER_CONFIG, run_child, run_child_with_pss, write_results
 
 HERE = Path(__file__).resolve().parent
 BUDGET = {"subscribers": 1_000_000, "wall_seconds": 20.0, "peak_rss_mb": 150.0}
@@ -48,19 +48,7 @@ LIST = "daily"
 SMTP_LIST = "smtp"  # the first --smtp-messages subscribers, for the SMTP runs
 NOW = "2023-11-29 07:00:00.000000"  # SQLAlchemy's SQLite format for UTCDateTime
 CONFIG: dict[str, Any] = {
-    "site": {
-        "title": "The Speaker",
-        "url": "https://www.speakernews.co.uk",
-        "author": "The Speaker",
-    },
-    "feeds": {"base_url": "https://www.speakernews.co.uk/feeds/"},
-    "email": {
-        "from_address": "The Speaker <digest@speakernews.co.uk>",
-        "reply_to": "letters@speakernews.co.uk",
-        "app_url": "https://news.speakernews.co.uk",
-        "unsubscribe_mailto": "unsubscribe@speakernews.co.uk",
-        "postal_address": "1 Fleet Street, London EC4Y 1AA",
-    },
+    **SPEAKER_CONFIG,
     "lists": [
         {"name": LIST, "title": "The Speaker Daily"},
         {"name": SMTP_LIST, "title": "The Speaker (SMTP benchmark)"},

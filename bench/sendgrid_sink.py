@@ -22,9 +22,10 @@ import asyncio
 import json
 import resource
 import secrets
-import signal
 from dataclasses import asdict, dataclass
 from typing import Any, cast
+
+from measure import serve_until_signalled
 
 SEND_PATH = b"/v3/mail/send"
 MAX_PERSONALIZATIONS = 1000
@@ -159,12 +160,7 @@ async def serve(port: int, api_key: str) -> None:
     sink = Sink(api_key)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Connection(sink), "127.0.0.1", port)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main() -> None:

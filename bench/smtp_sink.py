@@ -13,11 +13,12 @@ import argparse
 import asyncio
 import json
 import resource
-import signal
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from measure import serve_until_signalled
 
 
 @dataclass
@@ -52,12 +53,7 @@ async def serve(port: int) -> None:
         return SMTP(handler, hostname="sink.localhost", data_size_limit=0)
 
     server = await loop.create_server(connection, "127.0.0.1", port)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
     used = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps(asdict(totals) | {"cpu_seconds": used.ru_utime + used.ru_stime}), flush=True)
 

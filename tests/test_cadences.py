@@ -5,10 +5,8 @@ readers who chose it, on SQLite and PostgreSQL; the scheduler's job per cadence;
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -28,6 +26,7 @@ from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import engine_for_url, upgrade
 from speakerfeed.store.schema import deliveries, sends
 from speakerfeed.transports.memory import MemoryTransport
+from tests.support.cli import run_speakerfeed
 from tests.support.project import BASE_CONFIG, make_project, markdown_article
 
 SECRET = "cadence-test-secret-key-0123456789"
@@ -324,17 +323,7 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
 
 
 def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "SPEAKERFEED_SECRET_KEY": SECRET, "NO_COLOR": "1"}
-    environ.pop("SPEAKERFEED_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "speakerfeed", *args],
-        cwd=folder,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_speakerfeed(folder, *args, secret=SECRET)
 
 
 @pytest.fixture

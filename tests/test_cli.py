@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.cli import run_speakerfeed
 from tests.support.project import BASE_CONFIG, markdown_article
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("SPEAKERFEED_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "speakerfeed", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_speakerfeed(cwd, *args)
 
 
 def _write_project(folder: Path, config: str, articles: dict[str, str]) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import os
 import shutil
 import subprocess
-import sys
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_speakerfeed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,20 +25,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "NO_COLOR": "1",
-        "SPEAKERFEED_SECRET_KEY": "test-secret-key-0123456789abcdef",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "speakerfeed", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_speakerfeed(cwd, *args, secret="test-secret-key-0123456789abcdef")
 
 
 def test_preview_writes_the_next_digest_with_the_seed(project: Path, tmp_path: Path) -> None:

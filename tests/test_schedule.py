@@ -17,6 +17,7 @@ from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.leader import Leadership
 from speakerfeed.store.schema import deliveries, sends
+from tests.support.cli import run_speakerfeed
 from tests.support.project import make_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,26 +134,14 @@ def test_a_digest_job_that_fires_twice_records_one_send(engine: Engine, settings
 
 
 def test_schedule_commands(tmp_path: Path) -> None:
-    import os
     import subprocess
-    import sys
 
     (tmp_path / "config.toml").write_text(
         (ROOT / "config.toml").read_text(encoding="utf-8"), encoding="utf-8"
     )
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("SPEAKERFEED_CONFIG", None)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "speakerfeed", "--log-json", "schedule", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_speakerfeed(tmp_path, "--log-json", "schedule", *args, timeout=60)
 
     listed = run("list")
     assert listed.returncode == 0, listed.stderr

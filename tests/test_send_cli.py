@@ -4,17 +4,16 @@ outbox, SMTP (aiosmtpd with STARTTLS and AUTH) and SendGrid's v3 API (a local ch
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_speakerfeed
 from tests.support.sendgrid_server import running_sendgrid_server
 from tests.support.smtp_server import PASSWORD, USERNAME, running_smtp_server, tls_files
 
@@ -24,17 +23,7 @@ READERS = ["ann@example.org", "bob@example.org", "cat@example.org"]
 
 
 def run(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "SPEAKERFEED_SECRET_KEY": SECRET, "NO_COLOR": "1", **env}
-    environ.pop("SPEAKERFEED_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "speakerfeed", *args],
-        cwd=folder,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_speakerfeed(folder, *args, secret=SECRET, extra_env=env)
 
 
 def make_site(folder: Path, delivery: str) -> Path:

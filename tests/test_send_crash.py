@@ -10,12 +10,10 @@ acceptance).
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import engine_for_url, upgrade
 from speakerfeed.store.schema import deliveries, subscribers
+from tests.support.cli import cli_env, speakerfeed_command
 from tests.support.project import BASE_CONFIG
 
 SECRET = "crash-test-secret-key-0123456789"
@@ -93,12 +92,10 @@ def populate(engine: Engine, people: int = PEOPLE) -> tuple[set[str], set[str]]:
 
 
 def sender(folder: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SPEAKERFEED_SECRET_KEY": SECRET, "NO_COLOR": "1"}
-    env.pop("SPEAKERFEED_CONFIG", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "speakerfeed", "sends", "resume", "daily-1", "-q", *extra],
+        speakerfeed_command("sends", "resume", "daily-1", "-q", *extra),
         cwd=folder,
-        env=env,
+        env=cli_env(SECRET),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

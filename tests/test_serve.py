@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -16,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.browser import PageFactory, assert_no_axe_violations, check_skip_link
+from tests.support.cli import cli_env, speakerfeed_command
 from tests.support.project import BASE_CONFIG, markdown_article
 
 
@@ -53,15 +52,11 @@ def server(site_folder: Path) -> Iterator[str]:
     folder = site_folder
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "speakerfeed", "serve", "--port", str(port)],
+        speakerfeed_command("serve", "--port", str(port)),
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={
-            key: value
-            for key, value in {**os.environ, "NO_COLOR": "1"}.items()
-            if key not in ("SPEAKERFEED_SECRET_KEY", "SPEAKERFEED_CONFIG")
-        },
+        env=cli_env(),
     )
     base = f"http://127.0.0.1:{port}"
     try:

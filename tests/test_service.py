@@ -6,11 +6,9 @@ middle of a send loses and repeats nobody; two processes on PostgreSQL elect one
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import engine_for_url, upgrade
 from speakerfeed.store.schema import sends
+from tests.support.cli import cli_env, speakerfeed_command
 from tests.support.project import BASE_CONFIG, markdown_article
 from tests.support.smtp_server import SmtpServer, running_smtp_server
 
@@ -110,13 +109,11 @@ class Serve:
     def __init__(self, folder: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SPEAKERFEED_SECRET_KEY": SECRET, "NO_COLOR": "1"}
-        env.pop("SPEAKERFEED_CONFIG", None)
         self.log = (folder / f"serve-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "speakerfeed", "serve", "--port", str(self.port)],
+            speakerfeed_command("serve", "--port", str(self.port)),
             cwd=folder,
-            env=env,
+            env=cli_env(SECRET),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.importer import import_csv
 from speakerfeed.store.schema import consent_records, subscribers, subscriptions, suppressions
+from tests.support.cli import run_speakerfeed
 from tests.support.project import BASE_CONFIG
 
 SECRET = b"test-secret-key-for-imports"
@@ -217,17 +216,7 @@ url = "sqlite:///var/store.sqlite3"
 
 
 def _run(cwd: Path, *args: str, secret: str = "x" * 32) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "SPEAKERFEED_SECRET_KEY": secret}
-    env.pop("SPEAKERFEED_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "speakerfeed", "subscribers", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_speakerfeed(cwd, "subscribers", *args, secret=secret)
 
 
 @pytest.fixture
