@@ -205,24 +205,27 @@ def test_two_processes_share_one_send_on_postgresql(postgresql_url: str, tmp_pat
     # PostgreSQL only: several senders at once is what it is for (SQLite has one writer).
     engine = engine_for_url(postgresql_url)
     try:
-        two_senders(engine, tmp_path)
+        wanted, counts, sent, workers = two_senders(engine, tmp_path)
     finally:
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
+    assert set(counts) == wanted and set(counts.values()) == {1}
+    assert sent == len(wanted)
+    assert len(workers - {""}) == 2, f"one process did all the work: {workers}"
 
 
-def two_senders(engine: Engine, tmp_path: Path) -> None:
+def two_senders(engine: Engine, tmp_path: Path) -> tuple[set[str], Counter[str], int, set[str]]:
+    """Two `sends resume` at once on one send: (the addresses wanted, messages per address
+    delivered, rows sent in the ledger, the workers that sent)."""
     folder = project(tmp_path, engine)
     wanted, _ = populate(engine, people=600)  # long enough for the two to overlap
     first, second = sender(folder), sender(folder)
     for process in (first, second):
         _, errors = process.communicate(timeout=120)
         assert process.returncode == 0, errors.decode()
-    counts = delivered(folder)
-    assert set(counts) == wanted and set(counts.values()) == {1}
     with engine.connect() as conn:
         workers = set(conn.execute(select(deliveries.c.worker).distinct()).scalars())
-        assert ledger.counts(conn, "daily-1")["sent"] == len(wanted)
-    assert len(workers - {""}) == 2, f"one process did all the work: {workers}"
+        sent = ledger.counts(conn, "daily-1")["sent"]
+    return wanted, delivered(folder), sent, workers

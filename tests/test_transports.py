@@ -28,6 +28,7 @@ from speakerfeed.transports.outbox import OutboxTransport
 from speakerfeed.transports.registry import TRANSPORTS, transport_from_settings
 from speakerfeed.transports.settings import DeliverySettings, TransportName
 from tests.support.project import project_settings
+from tests.test_messages import check_lines
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = datetime(2023, 11, 29, 7, 0, 5, tzinfo=UTC)
@@ -114,20 +115,6 @@ def parts(message: EmailMessage) -> tuple[str, str]:
         assert part.get_content_charset() == "utf-8"
         assert part["Content-Transfer-Encoding"] == "quoted-printable"
     return plain.get_content().replace("\r\n", "\n"), rich.get_content().replace("\r\n", "\n")
-
-
-def check_lines(raw: bytes) -> None:
-    """CRLF only; header lines within 78 characters unless they hold a URL or a msg-id, all
-    within 998; quoted-printable body lines within 76, none ending in a space."""
-    assert b"\n" not in raw.replace(b"\r\n", b"")
-    assert b"\r" not in raw.replace(b"\r\n", b"")
-    head, _, body = raw.partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        unfoldable = re.search(rb"<https://|<mailto:|^Message-ID: ", line)
-        assert len(line) <= (998 if unfoldable else 78), line
-    for line in body.split(b"\r\n"):
-        assert len(line) <= 76, line
-        assert not line.endswith((b" ", b"\t")), line
 
 
 def filled(template: str, values: dict[str, str]) -> str:

@@ -24,7 +24,8 @@ from tests.support.smtp_server import (
     running_smtp_server,
     tls_files,
 )
-from tests.test_transports import check_lines, check_message, make_batch, parse, parts, recipient
+from tests.test_messages import check_lines
+from tests.test_transports import check_message, make_batch, parse, parts, recipient
 
 pytestmark = pytest.mark.timeout(60)
 

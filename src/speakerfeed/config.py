@@ -159,12 +159,7 @@ class FetchSettings(_Section):
     @field_validator("allow_hosts")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"expected IP addresses or networks, got {item!r}") from None
-        return value
+        return _ip_networks(value)
 
     @property
     def allowed_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -324,12 +319,7 @@ class ServerSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"expected IP addresses or networks, got {item!r}") from None
-        return value
+        return _ip_networks(value)
 
 
 class SignupSettings(_Section):
@@ -600,6 +590,16 @@ def _toml_error_line(message: str) -> int | None:
         return None
     digits = message.split(marker, 1)[1].split(",", 1)[0].rstrip(")")
     return int(digits) if digits.isdigit() else None
+
+
+def _ip_networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    """``value`` when each item is an IP address or network (a ValueError saying which is not)."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"expected IP addresses or networks, got {item!r}") from None
+    return value
 
 
 def _check_digest_id_prefixes(lists: Sequence[ListSettings]) -> None:

@@ -20,6 +20,7 @@ from speakerfeed.messages.headers import (
     MAX_LINE,
     HeaderError,
     address_header,
+    fold_lines,
     safe_address,
     safe_header_value,
     unstructured,
@@ -119,15 +120,7 @@ def _fold_ascii(prefix: str, value: str) -> str:
     (a longer word keeps a line of its own)."""
     if len(prefix) + len(value) <= MAX_LINE:
         return prefix + value
-    words = value.split(" ")
-    lines = [prefix + words[0]]
-    for word in words[1:]:
-        # An empty word (two spaces) stays on its line: a folded line must not be all blank.
-        if not word or len(lines[-1]) + 1 + len(word) <= MAX_LINE:
-            lines[-1] += " " + word
-        else:
-            lines.append(" " + word)
-    return "\r\n".join(lines)
+    return "\r\n".join(fold_lines(prefix, value.split(" ")))
 
 
 def _unquoted(phrase: str) -> str:

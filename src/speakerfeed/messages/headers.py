@@ -118,6 +118,15 @@ def _name_and_angle(prefix: str, name: str, angle_text: str, *, always_quote: bo
 
 def _fold_words(prefix: str, words: list[str]) -> str | None:
     """Words joined by spaces on lines of at most MAX_LINE, or None when one does not fit."""
+    lines = fold_lines(prefix, words)
+    if any(len(line) > MAX_LINE for line in lines):
+        return None
+    return "\r\n".join(lines)
+
+
+def fold_lines(prefix: str, words: list[str]) -> list[str]:
+    """``prefix`` and the words joined by spaces, broken before a word that would take a line
+    over MAX_LINE (a word longer than a line keeps a line of its own)."""
     lines = [prefix + words[0]]
     for word in words[1:]:
         # An empty word (two spaces) stays on its line: a folded line must not be all blank.
@@ -125,9 +134,7 @@ def _fold_words(prefix: str, words: list[str]) -> str | None:
             lines[-1] += " " + word
         else:
             lines.append(" " + word)
-    if any(len(line) > MAX_LINE for line in lines):
-        return None
-    return "\r\n".join(lines)
+    return lines
 
 
 def _encoded_words(text: str, first_room: int) -> list[str]:

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from speakerfeed.errors import SpeakerfeedError
 from speakerfeed.messages.batch_mime import BatchTemplate
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Transport
+from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Recipient, Transport
+from speakerfeed.transports.one_by_one import send_one_by_one
 
 _PARSER = email.parser.BytesParser(policy=email.policy.default)
 
@@ -43,23 +43,15 @@ class MemoryTransport(Transport):
         self.batches: list[Batch] = []
 
     def send(self, batch: Batch) -> list[DeliveryResult]:
-        template = BatchTemplate.build(batch)
+        results = send_one_by_one(batch, self._keep)  # raises before keeping a bad batch
         self.batches.append(batch)
-        results = []
-        for recipient in batch.recipients:
-            try:
-                data = template.personalise(recipient)
-            except SpeakerfeedError as exc:
-                results.append(DeliveryResult(recipient.key, Outcome.FAILED, f"not sent: {exc}"))
-                continue
-            outcome = self.outcomes.get(recipient.address, Outcome.SENT)
-            if outcome is not Outcome.SENT:
-                results.append(DeliveryResult(recipient.key, outcome, "as told (memory)"))
-                continue
-            self.sent.append(
-                SentMessage(recipient.key, template.sender_address, recipient.address, data)
-            )
-            results.append(
-                DeliveryResult(recipient.key, Outcome.SENT, provider_id=f"memory-{len(self.sent)}")
-            )
         return results
+
+    def _keep(self, template: BatchTemplate, recipient: Recipient, data: bytes) -> DeliveryResult:
+        outcome = self.outcomes.get(recipient.address, Outcome.SENT)
+        if outcome is not Outcome.SENT:
+            return DeliveryResult(recipient.key, outcome, "as told (memory)")
+        self.sent.append(
+            SentMessage(recipient.key, template.sender_address, recipient.address, data)
+        )
+        return DeliveryResult(recipient.key, Outcome.SENT, provider_id=f"memory-{len(self.sent)}")

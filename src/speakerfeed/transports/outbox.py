@@ -17,9 +17,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from speakerfeed.errors import SpeakerfeedError
 from speakerfeed.messages.batch_mime import BatchTemplate
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Transport
+from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Recipient, Transport
+from speakerfeed.transports.one_by_one import send_one_by_one
 
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
 _KEY_CHARS = 40
@@ -35,22 +35,15 @@ class OutboxTransport(Transport):
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def send(self, batch: Batch) -> list[DeliveryResult]:
-        template = BatchTemplate.build(batch)
         self.open()
-        results = []
-        for recipient in batch.recipients:
-            try:
-                data = template.personalise(recipient)
-            except SpeakerfeedError as exc:
-                results.append(DeliveryResult(recipient.key, Outcome.FAILED, f"not sent: {exc}"))
-                continue
-            try:
-                path = self._write(recipient.key, data)
-            except OSError as exc:  # a full disk, say: nothing is written, so it can be retried
-                results.append(DeliveryResult(recipient.key, Outcome.DEFERRED, f"outbox: {exc}"))
-                continue
-            results.append(DeliveryResult(recipient.key, Outcome.SENT, provider_id=path.name))
-        return results
+        return send_one_by_one(batch, self._deliver)
+
+    def _deliver(self, _: BatchTemplate, recipient: Recipient, data: bytes) -> DeliveryResult:
+        try:
+            path = self._write(recipient.key, data)
+        except OSError as exc:  # a full disk, say: nothing is written, so it can be retried
+            return DeliveryResult(recipient.key, Outcome.DEFERRED, f"outbox: {exc}")
+        return DeliveryResult(recipient.key, Outcome.SENT, provider_id=path.name)
 
     def _write(self, key: str, data: bytes) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -16,7 +16,6 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from speakerfeed import subscriptions
-from speakerfeed.messages import tokens
 from speakerfeed.web.csrf import FIELD
 from speakerfeed.web.forms import field
 from speakerfeed.web.site import Site, log, visitor
@@ -43,17 +42,11 @@ class LeavePages:
         return self.site.page(request, "web/unsubscribe_help.html", context)
 
     async def page(self, request: Request) -> Response:
-        found = self.site.signed_link(request, "unsubscribe")
-        if found is None:
+        linked = await self.site.linked_person(request, "unsubscribe")
+        if linked is None:
             return self.site.invalid_link(request)
-        list_name, subscriber_id = found
-        person = await run_in_threadpool(self.site.person, subscriber_id)
-        if person is None:
-            return self.site.invalid_link(request)
-        list_settings = self.site.mailing_list(list_name)
-        assert list_settings is not None
-        left = person.statuses.get(list_name) in (None, "unsubscribed")
-        preferences = tokens.sign(self.site.secret, "preferences", subscriber_id, list_name)
+        list_settings, person = linked.list_settings, linked.person
+        left = person.statuses.get(list_settings.name) in (None, "unsubscribed")
         context = {
             "title": f"You have unsubscribed from {list_settings.title}"
             if left
@@ -62,7 +55,7 @@ class LeavePages:
             "email": person.email,
             "left": left,
             "action": request.url.path,
-            "preferences_url": f"/preferences/{list_name}/{preferences}",
+            "preferences_url": self.site.preferences_url(list_settings.name, linked.subscriber_id),
         }
         return self.site.page(request, "web/unsubscribe.html", context)
 

@@ -56,21 +56,15 @@ class PreferencePages:
     def __init__(self, site: Site) -> None:
         self.site = site
 
-    def _subscriber(self, request: Request) -> str | None:
-        found = self.site.signed_link(request, "preferences")
-        return None if found is None else found[1]
-
     async def general(self, request: Request) -> Response:
         context = {"title": "Manage your subscriptions"}
         return self.site.page(request, "web/preferences_help.html", context)
 
     async def page(self, request: Request) -> Response:
-        subscriber_id = self._subscriber(request)
-        if subscriber_id is None:
+        linked = await self.site.linked_person(request, "preferences")
+        if linked is None:
             return self.site.invalid_link(request)
-        person = await run_in_threadpool(self.site.person, subscriber_id)
-        if person is None:
-            return self.site.invalid_link(request)
+        person = linked.person
         values: dict[str, object] = {
             "name": person.name,
             "timezone": person.timezone,
@@ -119,15 +113,13 @@ class PreferencePages:
         form = await site.form(request)
         if isinstance(form, Response):
             return form
-        subscriber_id = self._subscriber(request)
-        if subscriber_id is None:
+        linked = await site.linked_person(request, "preferences")
+        if linked is None:
             return site.invalid_link(request)
-        person = await run_in_threadpool(self.site.person, subscriber_id)
-        if person is None:
-            return site.invalid_link(request)
+        subscriber_id = linked.subscriber_id
         chosen, values, errors = self._read(form)
         if errors:
-            return self._render(request, person.email, values, errors, status=422)
+            return self._render(request, linked.person.email, values, errors, status=422)
         who = visitor(request)
         offered = tuple(item.name for item in site.settings.lists)
 

@@ -188,24 +188,18 @@ class SignupPages:
     # --------------------------------------------------------------------------- confirmation
 
     async def confirm_page(self, request: Request) -> Response:
-        found = self.site.signed_link(request, "confirm")
-        if found is None:
+        linked = await self.site.linked_person(request, "confirm")
+        if linked is None:
             return self.site.invalid_link(request)
-        list_name, subscriber_id = found
-        person = await run_in_threadpool(self.site.person, subscriber_id)
-        if person is None:
-            return self.site.invalid_link(request)
-        list_settings = self.site.mailing_list(list_name)
-        assert list_settings is not None
-        status = person.statuses.get(list_name, "")
-        preferences_token = tokens.sign(self.site.secret, "preferences", subscriber_id, list_name)
+        list_settings = linked.list_settings
+        status = linked.person.statuses.get(list_settings.name, "")
         context = {
             "title": "Confirm your subscription",
             "list": list_settings,
-            "email": person.email,
+            "email": linked.person.email,
             "status": status,
             "action": request.url.path,
-            "preferences_url": f"/preferences/{list_name}/{preferences_token}",
+            "preferences_url": self.site.preferences_url(list_settings.name, linked.subscriber_id),
         }
         if status == "confirmed":
             context["title"] = "You are subscribed"

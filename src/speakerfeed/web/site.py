@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
@@ -38,6 +39,15 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedPerson:
+    """The subscriber a signed link is for, and the list it names."""
+
+    list_settings: ListSettings
+    subscriber_id: str
+    person: Preferences
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,23 @@ class Site:
             self.secret, request.path_params["token"], purpose, list_name=list_name
         )
         return None if subscriber_id is None else (list_name, subscriber_id)
+
+    async def linked_person(self, request: Request, purpose: str) -> LinkedPerson | None:
+        """Who a valid /<purpose>/{list_name}/{token} link is for, on which list, and what is
+        stored about them; None for an invalid link or a subscriber since erased."""
+        found = self.signed_link(request, purpose)
+        if found is None:
+            return None
+        list_name, subscriber_id = found
+        person = await run_in_threadpool(self.person, subscriber_id)
+        list_settings = self.mailing_list(list_name)
+        if person is None or list_settings is None:
+            return None
+        return LinkedPerson(list_settings, subscriber_id, person)
+
+    def preferences_url(self, list_name: str, subscriber_id: str) -> str:
+        token = tokens.sign(self.secret, "preferences", subscriber_id, list_name)
+        return f"/preferences/{list_name}/{token}"
 
     def person(self, subscriber_id: str) -> Preferences | None:
         """What is stored about the subscriber (blocking: call it in a thread)."""
