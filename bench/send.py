@@ -64,14 +64,11 @@ def populate(database: Path, count: int, smtp_count: int) -> None:
     existing database with as many is reused, its sends emptied."""
     if database.exists() and _subscriber_count(database) == (count, smtp_count):
         _forget_sends(database)
+        _upgrade(database)  # to the schema of the code measured
         return
     for leftover in database.parent.glob(database.name + "*"):
         leftover.unlink()
-    from speakerfeed.store.engine import engine_for_url, upgrade
-
-    engine = engine_for_url(f"sqlite:///{database}")
-    upgrade(engine)
-    engine.dispose()
+    _upgrade(database)
     started = time.perf_counter()
     with sqlite3.connect(database) as db:
         db.execute("PRAGMA synchronous=OFF")
@@ -103,6 +100,14 @@ def _people(start: int, stop: int) -> Any:
         name = "" if rng.random() < 0.1 else f"{rng.choice(first)} {rng.choice(last)}"
         ident = base64.urlsafe_b64encode(rng.randbytes(12)).decode()
         yield ident, f"reader{number}@example.net", name, NOW, number
+
+
+def _upgrade(database: Path) -> None:
+    from speakerfeed.store.engine import engine_for_url, upgrade
+
+    engine = engine_for_url(f"sqlite:///{database}")
+    upgrade(engine)
+    engine.dispose()
 
 
 def _subscriber_count(database: Path) -> tuple[int, int]:

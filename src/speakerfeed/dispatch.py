@@ -1,9 +1,10 @@
 """Running a send through the ledger: claim a batch, hand it to the transport, record, repeat.
 
 Each batch is claimed and committed before the transport sees it, and its results are committed
-before the next claim, so a crash loses at most the batch in flight, whose rows a restart finds
-``sending`` and reports as ``unknown`` instead of sending them again (see store.ledger). Several
-processes can run the same send at once on PostgreSQL: each claims different rows.
+before the next batch is handed over. The next batch is claimed while the transport sends the
+one before, so a crash leaves at most two batches ``sending``: the one in flight and the one
+claimed next. A restart finds them and reports them as ``unknown`` instead of sending them again
+(see store.ledger). Several processes can run the same send at once: each claims different rows.
 
 A send that starts later than its maximum lateness is cancelled, not sent: a digest written for
 7:00 is stale at noon. A send pauses after too many errors; ``resume`` carries on.
@@ -17,6 +18,7 @@ import multiprocessing
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -27,9 +29,15 @@ from sqlalchemy import Engine
 
 from speakerfeed.config import Settings
 from speakerfeed.messages.mime import MessageTemplate
-from speakerfeed.models import Digest, RenderedDigest
+from speakerfeed.models import Digest, RenderedDigest, Subscriber
 from speakerfeed.store import ledger
-from speakerfeed.transports.base import DeliveryResult, Outcome, Transport, TransportError
+from speakerfeed.transports.base import (
+    DeliveryResult,
+    InFlight,
+    Outcome,
+    Transport,
+    TransportError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -280,52 +288,80 @@ class _Batches:
         progress: Progress | None,
         total: int,
     ) -> str | None:
-        """Until no row is left, or a stop; the note when the send paused."""
-        send_id, sending, engine = self.send_id, self.settings.sending, self.engine
-        bucket = TokenBucket(sending.messages_per_second / self.shared.processes)
+        """Until no row is left, or a stop; the note when the send paused.
+
+        Two batches at a time: the next batch is claimed and handed over (``Transport.start``)
+        while the provider answers for the one before, so this process has work meanwhile; a
+        batch's results are recorded once they are in. On a stop or a pause nothing more is
+        claimed, and the batches already handed over are seen through and recorded."""
+        bucket = TokenBucket(self.settings.sending.messages_per_second / self.shared.processes)
         worker = worker_name()
+        in_flight: deque[tuple[_Claimed, InFlight]] = deque()
+        note: str | None = None
         with transport:
-            while not should_stop() and not self.shared.stopped():
-                # Taken and screened in two transactions (see store.ledger): SQLite's write
-                # lock, which the other processes wait for, is held for the take only.
-                with self.shared.writing(engine), engine.begin() as conn:
-                    taken = ledger.take(conn, send_id, worker=worker, limit=sending.batch_size)
-                if not taken:
-                    return None
-                with engine.begin() as conn:
-                    batch = ledger.screen(conn, send_id, taken, secret=self.secret)
-                bucket.wait(len(batch))
+            while note is None and not should_stop() and not self.shared.stopped():
+                claimed = self._claim(worker)
+                if claimed is None:
+                    break
+                if not claimed.people:  # every one of them left or was suppressed
+                    self._count(claimed.taken, {}, [], progress, total)
+                    continue
+                bucket.wait(len(claimed.people))
                 try:
-                    results = transport.send(self.template.batch(batch)) if batch else []
-                except TransportError as exc:
-                    # Raised before anything was sent (see Transport.send): the rows go back.
-                    with self.shared.writing(engine), engine.begin() as conn:
-                        ledger.record(conn, send_id, [_deferred(s.id, str(exc)) for s in batch])
-                        ledger.set_send_state(conn, send_id, "paused", error=str(exc), add_errors=1)
-                    log.error("%s: paused: %s", send_id, exc)
-                    self.shared.stop()
-                    return str(exc)
-                note = self._record(results, len(taken), progress, total)
-                if note is not None:
-                    return note
-        return None
+                    in_flight.append(
+                        (claimed, transport.start(self.template.batch(claimed.people)))
+                    )
+                except TransportError as exc:  # raised before anything was sent
+                    note = self._pause(claimed, exc)
+                    break
+                if len(in_flight) == 2:
+                    note = self._record(*in_flight.popleft(), progress, total)
+            while in_flight:  # a pause's other batch too: it may have been sent
+                note = self._record(*in_flight.popleft(), progress, total) or note
+        return note
+
+    def _claim(self, worker: str) -> _Claimed | None:
+        """The next batch, taken and screened; None when no row is pending."""
+        send_id, engine = self.send_id, self.engine
+        # Taken and screened in two transactions (see store.ledger): SQLite's write lock, which
+        # the other processes wait for, is held for the take only.
+        with self.shared.writing(engine), engine.begin() as conn:
+            taken = ledger.take(
+                conn, send_id, worker=worker, limit=self.settings.sending.batch_size
+            )
+        if not taken.ids:
+            return None
+        with engine.begin() as conn:
+            return _Claimed(taken, ledger.screen(conn, send_id, taken, secret=self.secret))
+
+    def _pause(self, claimed: _Claimed, error: TransportError) -> str:
+        """The transport cannot send at all: the batch goes back to ``pending`` and the send
+        pauses, saying why."""
+        send_id, note = self.send_id, str(error)
+        with self.shared.writing(self.engine), self.engine.begin() as conn:
+            deferred = [_deferred(person.id, note) for person in claimed.people]
+            ledger.record(conn, send_id, deferred, rowids=claimed.taken.rowids)
+            ledger.set_send_state(conn, send_id, "paused", error=note, add_errors=1)
+        log.error("%s: paused: %s", send_id, note)
+        self.shared.stop()
+        return note
 
     def _record(
-        self, results: list[DeliveryResult], taken: int, progress: Progress | None, total: int
+        self, claimed: _Claimed, sending: InFlight, progress: Progress | None, total: int
     ) -> str | None:
-        """Write a batch's results (``taken`` rows, the skipped ones among them); the note when
-        its errors pause the send."""
-        send_id, max_errors = self.send_id, self.settings.sending.max_errors
+        """Wait for a batch's results and write them (for all the rows taken, the skipped ones
+        among them); the note when its errors pause the send."""
+        results, taken = sending.results(), claimed.taken
+        send_id = self.send_id
         with self.shared.writing(self.engine), self.engine.begin() as conn:
-            recorded = ledger.record(conn, send_id, results)
+            recorded = ledger.record(conn, send_id, results, rowids=taken.rowids)
             failures = [r for r in results if r.outcome is not Outcome.SENT]
             if failures:
                 ledger.set_send_state(
                     conn, send_id, "sending", error=failures[-1].detail, add_errors=len(failures)
                 )
-        done, errors = self.shared.add(taken - recorded.get("pending", 0), len(failures))
-        if progress is not None:
-            progress(done, total)
+        errors = self._count(taken, recorded, failures, progress, total)
+        max_errors = self.settings.sending.max_errors
         if not (max_errors and errors >= max_errors):
             return None
         note = f"paused after {errors} errors; last: {failures[-1].detail}"
@@ -334,6 +370,29 @@ class _Batches:
         log.error("%s: %s", send_id, note)
         self.shared.stop()
         return note
+
+    def _count(
+        self,
+        taken: ledger.Taken,
+        recorded: Mapping[str, int],
+        failures: list[DeliveryResult],
+        progress: Progress | None,
+        total: int,
+    ) -> int:
+        """Count a batch's finished rows and errors; the send's errors so far."""
+        finished = len(taken.ids) - recorded.get("pending", 0)
+        done, errors = self.shared.add(finished, len(failures))
+        if progress is not None:
+            progress(done, total)
+        return errors
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A batch taken and screened: its rows, and the people among them to send to."""
+
+    taken: ledger.Taken
+    people: list[Subscriber]
 
 
 def _helper(batches: _Batches, transport: Transport) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +60,7 @@ from speakerfeed.store.schema import (
 from speakerfeed.store.subscribers import address_hash, normalise_email, on_cadence
 from speakerfeed.transports.base import DeliveryResult, Outcome
 
+_ROWID = literal_column("deliveries.rowid", Integer)  # SQLite's own key of a row
 _OUTCOME_STATE = {
     Outcome.SENT: "sent",
     Outcome.FAILED: "failed",
@@ -167,14 +168,24 @@ def claim(
     Whoever has unsubscribed from the list or been suppressed since the send began is marked
     ``skipped`` instead. Commit before handing the batch to the transport.
     """
-    ids = take(conn, send_id, worker=worker, limit=limit)
-    return screen(conn, send_id, ids, secret=secret) if ids else []
+    taken = take(conn, send_id, worker=worker, limit=limit)
+    return screen(conn, send_id, taken, secret=secret) if taken.ids else []
 
 
-def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> list[str]:
-    """Mark up to ``limit`` pending rows ``sending`` for ``worker``; their subscriber ids, in
-    order. Committed on its own, before ``screen``, it holds SQLite's one write lock (which
-    every other process of the send waits for) only as long as it must.
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """The rows ``take`` marked ``sending``: their subscriber ids in order, and on SQLite each
+    row's rowid, by which ``screen`` and ``record`` find it again (one lookup in the table, not
+    one in the primary key's index and then one in the table)."""
+
+    ids: list[str]
+    rowids: Mapping[str, int] = field(default_factory=dict)
+
+
+def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> Taken:
+    """Mark up to ``limit`` pending rows ``sending`` for ``worker``, in subscriber order.
+    Committed on its own, before ``screen``, it holds SQLite's one write lock (which every
+    other process of the send waits for) only as long as it must.
 
     On SQLite it is one UPDATE ... RETURNING: the first write of the transaction, so it waits
     for the write lock (the busy timeout) before reading which rows are pending, and two
@@ -187,7 +198,7 @@ def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> list[str
     def first_pending(column: ColumnElement[Any]) -> Select[tuple[Any]]:
         return (
             select(column)
-            .where(pending_rows.c.send_id == send_id, pending_rows.c.state == "pending")
+            .where(pending_rows.c.send_id == send_id, _is_pending(pending_rows.c.state))
             .order_by(pending_rows.c.subscriber_id)
             .limit(limit)
         )
@@ -197,23 +208,23 @@ def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> list[str
         ids = list(conn.execute(pending).scalars().all())
         if ids:
             _set(conn, send_id, ids, state="sending", now=now, worker=worker)
-        return ids
+        return Taken(ids)
     # By rowid, which the index holds: each row is found once, not looked up again by key.
     rowids = first_pending(literal_column("pending_rows.rowid"))
     taken = conn.execute(
         update(deliveries)
-        .where(literal_column("deliveries.rowid").in_(rowids.scalar_subquery()))
+        .where(_ROWID.in_(rowids.scalar_subquery()))
         .values(state="sending", worker=worker, updated_at=now)
-        .returning(deliveries.c.subscriber_id)
+        .returning(deliveries.c.subscriber_id, _ROWID)
     )
-    return sorted(taken.scalars().all())  # all(): one fetchall, not a fetchone per row
+    found: dict[str, int] = dict(taken.all())  # all(): one fetchall, not a fetchone per row
+    return Taken(sorted(found), found)
 
 
-def screen(
-    conn: Connection, send_id: str, ids: Sequence[str], *, secret: bytes
-) -> list[Subscriber]:
-    """Of the rows ``ids`` just taken (``sending``), the people still subscribed to the list and
-    not suppressed, in the order given; the others are marked ``skipped``."""
+def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> list[Subscriber]:
+    """Of the rows just taken (``sending``), the people still subscribed to the list and not
+    suppressed, in subscriber order; the others are marked ``skipped``."""
+    ids = taken.ids
     list_name = conn.execute(select(sends.c.list_name).where(sends.c.id == send_id)).scalar_one()
     people = _still_subscribed(conn, list_name, ids)
     hashed = _address_hasher(secret)
@@ -241,6 +252,7 @@ def screen(
             now=_now(),
             detail="left or suppressed",
             only_from="sending",
+            rowids=taken.rowids,
         )
     return chosen
 
@@ -264,8 +276,15 @@ def _still_subscribed(
     return {subscriber_id: (email, name) for subscriber_id, email, name in rows.all()}
 
 
-def record(conn: Connection, send_id: str, results: Iterable[DeliveryResult]) -> dict[str, int]:
-    """Write the transport's results; counts per new state."""
+def record(
+    conn: Connection,
+    send_id: str,
+    results: Iterable[DeliveryResult],
+    *,
+    rowids: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Write the transport's results (for rows of ``take``: pass its ``rowids``); counts per
+    new state."""
     grouped: dict[tuple[str, str, str], list[str]] = {}
     for result in results:
         state = _OUTCOME_STATE[result.outcome]
@@ -283,6 +302,7 @@ def record(conn: Connection, send_id: str, results: Iterable[DeliveryResult]) ->
             provider_id=provider_id,
             detail=detail,
             only_from="sending",
+            rowids=rowids,
         )
         counts[state] = counts.get(state, 0) + len(keys)
     return counts
@@ -396,7 +416,14 @@ def _address_hasher(secret: bytes) -> Callable[[str], str]:
     return hashed
 
 
-def _among(conn: Connection, column: ColumnElement[str], values: Sequence[str]) -> Any:
+def _is_pending(state: ColumnElement[str]) -> ColumnElement[bool]:
+    """``state = 'pending'`` with the value written in: the partial index of pending rows
+    (schema.PENDING) serves a query only when its condition says the same, which a bound
+    parameter does not."""
+    return state == literal_column("'pending'", String)
+
+
+def _among(conn: Connection, column: ColumnElement[Any], values: Sequence[object]) -> Any:
     """``column IN values`` with the values as one bound parameter, however many: a JSON array
     read by json_each on SQLite, an array on PostgreSQL. Binding (and SQLAlchemy expanding)
     one parameter per value took longer than the query itself for a batch of 1,000."""
@@ -417,7 +444,9 @@ def _set(
     provider_id: str | None = None,
     detail: str | None = None,
     only_from: str | None = None,
+    rowids: Mapping[str, int] | None = None,
 ) -> None:
+    """Set the rows of ``subscriber_ids``; by rowid where ``rowids`` has them all (SQLite)."""
     values: dict[str, object] = {"state": state, "updated_at": now}
     if worker is not None:
         values["worker"] = worker
@@ -425,9 +454,18 @@ def _set(
         values["provider_id"] = provider_id
     if detail is not None:
         values["detail"] = detail
-    statement = update(deliveries).where(
-        deliveries.c.send_id == send_id, _among(conn, deliveries.c.subscriber_id, subscriber_ids)
-    )
+    if rowids and all(key in rowids for key in subscriber_ids):
+        # The send checked as an expression, which no index serves: given the send's key,
+        # SQLite would walk all the send's rows by it rather than look the rowids up.
+        statement = update(deliveries).where(
+            _among(conn, _ROWID, [rowids[key] for key in subscriber_ids]),
+            deliveries.c.send_id + "" == send_id,
+        )
+    else:
+        statement = update(deliveries).where(
+            deliveries.c.send_id == send_id,
+            _among(conn, deliveries.c.subscriber_id, subscriber_ids),
+        )
     if only_from is not None:
         statement = statement.where(deliveries.c.state == only_from)
     conn.execute(statement.values(**values))

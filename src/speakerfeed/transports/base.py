@@ -1,18 +1,21 @@
 """What every transport takes and gives back, in the style of Django's email backends.
 
 A transport only moves rendered mail: ``open()``/``close()`` (no-ops unless it holds
-connections), a context manager, and ``send(batch) -> results``. A ``Batch`` is one message
-rendered once (subject, text, HTML, shared headers) and the recipients who each get their own
-copy, with the few values that differ per recipient (``Recipient.values``, keyed by the markers
-of speakerfeed.render.placeholders, and per-recipient headers). SMTP and the outbox fill the
-markers in to make one MIME message per recipient; SendGrid sends the shared parts once per
-request with one personalization (substitutions and headers) per recipient.
+connections), a context manager, and ``send(batch) -> results``; ``start(batch)`` hands a batch
+over and, for a transport that sends in the background (SendGrid), returns before it is sent.
+
+A ``Batch`` is one message rendered once (subject, text, HTML, shared headers) and the
+recipients who each get their own copy, with the few values that differ per recipient
+(``Recipient.values``, keyed by the markers of speakerfeed.render.placeholders, and
+per-recipient headers). SMTP and the outbox fill the markers in to make one MIME message per
+recipient; SendGrid sends the shared parts once per request with one personalization
+(substitutions and headers) per recipient.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
@@ -66,6 +69,19 @@ class TransportError(SpeakerfeedError):
     message can be made of): raised before anything is sent, the message says what to fix."""
 
 
+class InFlight:
+    """A batch handed to a transport by ``Transport.start``: ``results`` waits until it is sent
+    and gives what ``send`` would have (one result per recipient, in the batch's order)."""
+
+    __slots__ = ("_wait",)
+
+    def __init__(self, wait: Callable[[], list[DeliveryResult]]) -> None:
+        self._wait = wait
+
+    def results(self) -> list[DeliveryResult]:
+        return self._wait()
+
+
 class Transport(ABC):
     """Base class: subclasses implement ``send``; ``open`` and ``close`` may hold connections."""
 
@@ -85,6 +101,15 @@ class Transport(ABC):
         (TransportError, HeaderError) only for a batch nothing can be sent of, before sending
         anything; never once something may have been sent. Opens and closes the transport
         itself when it is not open. One ``send`` at a time per transport."""
+
+    def start(self, batch: Batch) -> InFlight:
+        """Hand ``batch`` over: ``send``, but a transport that can send in the background
+        returns as soon as the batch is on its way, so the caller can get the next one ready
+        meanwhile. Raises as ``send`` does, before anything is sent. The transport must be
+        open; a caller may start a second batch before the first one's results. This one
+        sends the batch before it returns."""
+        results = self.send(batch)
+        return InFlight(lambda: results)
 
     def __enter__(self) -> Self:
         self.open()

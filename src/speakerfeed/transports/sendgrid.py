@@ -27,7 +27,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -37,6 +37,7 @@ from speakerfeed.errors import SpeakerfeedError
 from speakerfeed.transports.base import (
     Batch,
     DeliveryResult,
+    InFlight,
     Outcome,
     Recipient,
     Transport,
@@ -139,57 +140,58 @@ class SendGridTransport(Transport):
             client.close()
 
     def send(self, batch: Batch) -> list[DeliveryResult]:
-        payload = SendGridPayload.build(batch)
         opened_here = self._client is None
         self.open()
         try:
-            return self._send(payload, batch.recipients)
+            return self.start(batch).results()
         finally:
             if opened_here:
                 self.close()
 
-    def _send(
-        self, payload: SendGridPayload, recipients: Sequence[Recipient]
-    ) -> list[DeliveryResult]:
+    def start(self, batch: Batch) -> InFlight:
+        """Make the batch's request bodies here, in the caller's thread, and post them from the
+        pool's (``pool_connections`` at a time): the caller gets on with the next batch while
+        SendGrid answers. Once SendGrid refuses the API key, the batch's requests not yet made
+        are DEFERRED rather than sent to be refused too."""
+        self.open()
         assert self._executor is not None
+        payload = SendGridPayload.build(batch)
+        recipients = batch.recipients
         results: list[DeliveryResult | None] = [None] * len(recipients)
-        in_flight: set[Future[_Answer]] = set()
-        key_refused = ""
+        key_refused: list[str] = []  # SendGrid's words, once it refuses the key
+        posts = [
+            self._executor.submit(
+                self._post, indices, [recipients[index].key for index in indices], body, key_refused
+            )
+            for indices, body in _requests(payload, recipients, results)
+        ]
 
-        def collect(done: set[Future[_Answer]]) -> None:
-            nonlocal key_refused
-            for future in done:
-                answer = future.result()
-                key_refused = key_refused or answer.key_refused
+        def collect() -> list[DeliveryResult]:
+            for post in posts:
+                answer = post.result()
                 for index, result in zip(answer.indices, answer.results, strict=True):
                     results[index] = result
+            assert all(result is not None for result in results)
+            return [result for result in results if result is not None]
 
-        for indices, body in _requests(payload, recipients, results):
-            while len(in_flight) >= self.settings.pool_connections:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                collect(done)
-            if key_refused:
-                for index in indices:
-                    results[index] = DeliveryResult(
-                        recipients[index].key,
-                        Outcome.DEFERRED,
-                        f"not sent: SendGrid refused the API key ({key_refused})",
-                    )
-                continue
-            keys = [recipients[index].key for index in indices]
-            in_flight.add(self._executor.submit(self._post, indices, keys, body))
-        collect(wait(in_flight).done)
-        assert all(result is not None for result in results)
-        return [result for result in results if result is not None]
+        return InFlight(collect)
 
-    def _post(self, indices: list[int], keys: list[str], body: bytes) -> _Answer:
+    def _post(
+        self, indices: list[int], keys: list[str], body: bytes, key_refused: list[str]
+    ) -> _Answer:
         """One request, with its retries."""
+        if key_refused:
+            detail = f"not sent: SendGrid refused the API key ({key_refused[0]})"
+            return _every(indices, keys, Outcome.DEFERRED, detail)
         try:
-            return self._attempts(indices, keys, body)
+            answer = self._attempts(indices, keys, body)
         except Exception as exc:  # a bug: the batch's other results must not be lost
             log.exception("SendGrid request failed unexpectedly")
             detail = f"unexpected error, it may have been sent: {exc!r}"
             return _every(indices, keys, Outcome.UNKNOWN, detail)
+        if answer.key_refused:
+            key_refused.append(answer.key_refused)
+        return answer
 
     def _attempts(self, indices: list[int], keys: list[str], body: bytes) -> _Answer:
         assert self._client is not None
