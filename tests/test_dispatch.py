@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import itertools
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.schema import deliveries
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, TransportError
+from speakerfeed.transports.base import Batch, DeliveryResult, InFlight, Outcome, TransportError
 from speakerfeed.transports.memory import MemoryTransport
 from speakerfeed.transports.outbox import OutboxTransport
 from tests.support.project import make_project
@@ -280,3 +281,119 @@ def test_a_stop_reaches_every_process_and_a_restart_carries_on(
     assert finished.state == "done" and finished.counts["sent"] == 29
     addresses = outbox_addresses(folder)
     assert len(addresses) == 29 and set(addresses.values()) == {1}
+
+
+class InTheBackground(MemoryTransport):
+    """Sends each batch in a thread of its own, as SendGrid does: ``start`` returns at once.
+    Counts the batches handed over whose results have not been asked for yet."""
+
+    def __init__(self, *, delay: float = 0.05, defer_first: bool = False) -> None:
+        super().__init__()
+        self.delay, self.defer_first = delay, defer_first
+        self.started = self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def start(self, batch: Batch) -> InFlight:
+        with self._lock:
+            self.started += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            deferred = self.defer_first and self.started == 1
+        done: list[DeliveryResult] = []
+
+        def deliver() -> None:
+            time.sleep(self.delay)
+            if deferred:
+                done.extend(
+                    DeliveryResult(r.key, Outcome.DEFERRED, "421") for r in batch.recipients
+                )
+            else:
+                done.extend(self.send(batch))
+
+        worker = threading.Thread(target=deliver)
+        worker.start()
+
+        def results() -> list[DeliveryResult]:
+            worker.join()
+            with self._lock:
+                self.in_flight -= 1
+            return done
+
+        return InFlight(results)
+
+
+def test_a_sender_keeps_two_batches_in_flight_and_sends_each_person_once(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+    transport = InTheBackground()
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert report.state == "done" and report.counts["sent"] == 29
+    assert transport.most_in_flight == 2  # the next batch went out before the last was in
+    assert len(transport.sent) == len({m.envelope_to for m in transport.sent}) == 29
+
+
+def test_a_stop_records_both_batches_in_flight_and_claims_nothing_more(
+    store: Engine, settings: Settings
+) -> None:
+    start(store)
+    transport = InTheBackground(delay=0.2)
+    asked = itertools.count()
+    report = dispatch.run_send(
+        store,
+        settings,
+        "daily-1",
+        transport,
+        secret=SECRET,
+        should_stop=lambda: next(asked) >= 2,  # once two batches are out
+    )
+    assert report.state == "sending" and transport.started == 2
+    assert report.counts["sent"] == 14 and report.counts["sending"] == 0
+    assert report.counts["pending"] == 15
+
+
+def test_a_pause_still_records_the_other_batch_in_flight(store: Engine, settings: Settings) -> None:
+    start(store)
+    transport = InTheBackground(defer_first=True)  # 7 refusals: over max_errors (5)
+    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert report.state == "paused" and "paused after 7 errors" in report.note
+    assert transport.started == 2 and report.counts["sending"] == 0
+    assert report.counts["sent"] == 7 and report.counts["pending"] == 22
+
+
+def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
+    """The plans the send's speed rests on: the audience read in order from the covering index
+    (no sort), rows claimed through the index of pending rows, results written by rowid."""
+    from sqlalchemy import event
+
+    from speakerfeed.store.engine import engine_for_url
+
+    engine = engine_for_url(f"sqlite:///{tmp_path / 'plans.sqlite3'}")
+    upgrade(engine)
+    statements: list[tuple[str, object]] = []
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, parameters, *_: statements.append((statement, parameters)),
+    )
+    plans = []
+    with engine.begin() as conn:
+        for step in (
+            lambda: ledger.create_send(
+                conn, "daily-1", "daily", CONTENT, scheduled_at=datetime.now(UTC)
+            ),
+            lambda: ledger.take(conn, "daily-1", worker="w", limit=10),
+            lambda: ledger.record(
+                conn, "daily-1", [DeliveryResult("a", Outcome.SENT)], rowids={"a": 1}
+            ),
+        ):
+            step()
+            statement, parameters = statements[-1]
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)  # type: ignore[arg-type]
+            plans.append(" / ".join(row[-1] for row in plan))
+    created, taken, recorded = plans
+    assert "COVERING INDEX ix_subscriptions_list_status" in created, created
+    assert "TEMP B-TREE" not in created, created
+    assert "INDEX ix_deliveries_pending" in taken, taken
+    assert "USING INTEGER PRIMARY KEY (rowid=?)" in recorded, recorded
+    assert "autoindex" not in recorded, recorded

@@ -43,7 +43,7 @@ def _confirmed(conn: Connection, email: str, list_name: str = "daily") -> str:
     return subscriber_id
 
 
-HEAD = "0006"  # the newest migration in store/migrations/versions
+HEAD = "0007"  # the newest migration in store/migrations/versions
 
 
 def test_migrations_apply_and_are_idempotent(engine: Engine) -> None:
@@ -64,6 +64,31 @@ def test_autogenerate_finds_no_difference_between_migrations_and_schema(engine: 
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert [d[0] for d in compare_metadata(context, metadata)] == ["add_table"]
+
+
+def test_a_send_under_way_survives_the_ledger_index_migrations(engine: Engine) -> None:
+    from speakerfeed.store import ledger
+    from speakerfeed.transports.base import DeliveryResult, Outcome
+
+    upgrade(engine, "0005")  # before the pending-only and covering indexes
+    with engine.begin() as conn:
+        people = sorted(_confirmed(conn, f"reader{n}@example.org") for n in range(5))
+        content = ledger.SendContent(subject="S", html="<p>H</p>", text="T")
+        ledger.create_send(conn, "daily-1", "daily", content, scheduled_at=datetime.now(UTC))
+        taken = ledger.take(conn, "daily-1", worker="w", limit=2)
+        ledger.record(conn, "daily-1", [DeliveryResult(taken.ids[0], Outcome.SENT)])
+    assert upgrade(engine) == HEAD
+    with engine.begin() as conn:
+        counts = ledger.counts(conn, "daily-1")
+        assert (counts["sent"], counts["sending"], counts["pending"]) == (1, 1, 3)
+        assert ledger.take(conn, "daily-1", worker="w", limit=10).ids == people[2:]
+    names = {index["name"] for index in inspect(engine).get_indexes("deliveries")}
+    assert "ix_deliveries_pending" in names and "ix_deliveries_send_state" not in names
+    columns = {
+        index["name"]: index["column_names"]
+        for index in inspect(engine).get_indexes("subscriptions")
+    }
+    assert columns["ix_subscriptions_list_status"][-1] == "cadence"
 
 
 def test_sqlite_pragmas_and_relative_path(tmp_path: Path) -> None:

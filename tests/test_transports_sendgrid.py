@@ -213,6 +213,22 @@ def test_a_large_batch_goes_in_requests_of_1000_over_kept_alive_connections(
     assert sleeps == []
 
 
+def test_start_hands_a_batch_over_and_returns_before_sendgrid_answers(
+    server: SendGridServer, sleeps: list[float]
+) -> None:
+    first, second = make_batch(300), make_batch(200)
+    with sendgrid(server, sleeps, pool_connections=2) as transport:
+        server.answering.clear()
+        in_flight = [transport.start(first), transport.start(second)]  # neither answered yet
+        assert server.answered() == []
+        server.answering.set()
+        results = [sending.results() for sending in in_flight]
+    assert [r.key for r in results[0]] == [p.key for p in first.recipients]
+    assert [r.key for r in results[1]] == [p.key for p in second.recipients]
+    assert {r.outcome for r in results[0] + results[1]} == {Outcome.SENT}
+    assert sorted(server.answered()) == [202, 202] and server.connections == 2
+
+
 def test_an_address_twice_goes_in_separate_requests(
     server: SendGridServer, sleeps: list[float]
 ) -> None:
@@ -316,6 +332,19 @@ def test_a_refused_key_fails_its_request_and_sends_no_more(
     assert [r.outcome for r in results].count(Outcome.DEFERRED) == 1500
     assert "401 The provided authorization grant is invalid" in results[0].detail
     assert "not sent: SendGrid refused the API key (401" in results[-1].detail
+
+
+def test_a_refused_key_holds_back_the_rest_of_its_batch_only(
+    server: SendGridServer, sleeps: list[float]
+) -> None:
+    with sendgrid(server, sleeps, pool_connections=1) as transport:
+        server.script(Reply(401, {}, b'{"errors": [{"message": "key revoked"}]}'))
+        refused = transport.start(make_batch(1500)).results()
+        later = transport.send(make_batch(10))  # a new batch tries again
+    assert [r.outcome for r in refused].count(Outcome.FAILED) == 1000
+    assert [r.outcome for r in refused].count(Outcome.DEFERRED) == 500
+    assert {r.outcome for r in later} == {Outcome.SENT}
+    assert server.answered() == [401, 202]
 
 
 def test_a_connection_dropped_after_the_body_is_unknown_and_not_resent(

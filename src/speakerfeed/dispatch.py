@@ -362,7 +362,7 @@ class _Batches:
                 )
         errors = self._count(taken, recorded, failures, progress, total)
         max_errors = self.settings.sending.max_errors
-        if not (max_errors and errors >= max_errors):
+        if not (failures and max_errors and errors >= max_errors):
             return None
         note = f"paused after {errors} errors; last: {failures[-1].detail}"
         with self.engine.begin() as conn:

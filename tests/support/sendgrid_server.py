@@ -205,6 +205,9 @@ class SendGridServer:
         self.connections = 0
         self._scripted: list[Reply | str] = []
         self._lock = threading.Lock()
+        # Cleared, requests are read but not answered until it is set again.
+        self.answering = threading.Event()
+        self.answering.set()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
@@ -251,6 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(self.server, _Server)
         owner = self.server.owner
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        owner.answering.wait(30)
         authorization = self.headers.get("Authorization", "")
         try:
             payload = json.loads(body)

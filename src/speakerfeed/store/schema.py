@@ -99,8 +99,9 @@ subscriptions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint(_one_of("status", SUBSCRIPTION_STATUSES), name="status"),
-    # Sending walks a list's confirmed subscribers in id order (keyset paging).
-    Index("ix_subscriptions_list_status", "list_name", "status", "subscriber_id"),
+    # Sending walks a list's confirmed subscribers in id order (keyset paging); with the
+    # cadence, a send's audience is read from the index alone (migration 0007).
+    Index("ix_subscriptions_list_status", "list_name", "status", "subscriber_id", "cadence"),
 )
 
 consent_records = Table(
