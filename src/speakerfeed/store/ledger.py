@@ -13,9 +13,13 @@ several processes share a send and never take the same row), then checks each pe
 subscribed and not suppressed and marks the others ``skipped`` (``screen``). ``claim`` does both
 in one transaction; a sender commits each on its own, so that SQLite's write lock is held for
 the take only. Only then is the batch handed to the transport, and its results are written in
-the next transaction. A crash in between leaves ``sending`` rows, which a later
-``release_stale`` turns into ``unknown``: reported, and resent only when an operator asks
-(``resend_unknown``).
+a transaction of their own once they are in. A crash in between leaves ``sending`` rows, which
+a later ``release_stale`` turns into ``unknown``: reported, and resent only when an operator
+asks (``resend_unknown``).
+
+Only pending rows are indexed by state (schema.PENDING): a claim removes its rows from that
+index, and writing a result changes no index at all. On SQLite, ``take`` also returns each row's
+rowid, by which ``screen`` and ``record`` find it again.
 
 A batch's rows are named in each statement as one bound parameter (a JSON array on SQLite, an
 array on PostgreSQL) however many there are: binding one parameter per row cost more than the
