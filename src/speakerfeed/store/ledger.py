@@ -436,11 +436,12 @@ def _set(
         values["provider_id"] = provider_id
     if detail is not None:
         values["detail"] = detail
-    if rowids and all(key in rowids for key in subscriber_ids):
+    found = [rowids.get(key) for key in subscriber_ids] if rowids else [None]
+    if None not in found:
         # The send checked as an expression, which no index serves: given the send's key,
         # SQLite would walk all the send's rows by it rather than look the rowids up.
         statement = update(deliveries).where(
-            _among(conn, _ROWID, [rowids[key] for key in subscriber_ids]),
+            _among(conn, _ROWID, found),
             deliveries.c.send_id + "" == send_id,
         )
     else:
