@@ -46,7 +46,7 @@ def run_child(arguments: list[str], what: str) -> tuple[dict[str, Any], float]:
 
 def run_child_with_pss(arguments: list[str], what: str) -> tuple[dict[str, Any], float, float]:
     """``run_child``, and the peak of the summed PSS (MB) of the child and its descendants,
-    sampled every 20 ms: forked workers share their parent's pages, which their RSS figures each
+    sampled every 200 ms: forked workers share their parent's pages, which their RSS figures each
     count in full, and PSS shares out."""
     process = subprocess.Popen([sys.executable, *arguments], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -54,7 +54,7 @@ def run_child_with_pss(arguments: list[str], what: str) -> tuple[dict[str, Any],
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.02):
+        while not done.wait(0.2):
             peak[0] = max(peak[0], _tree_pss_mb(process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)

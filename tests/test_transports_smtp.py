@@ -6,16 +6,23 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
+from speakerfeed import dispatch
 from speakerfeed.messages.batch_mime import BatchTemplate
+from speakerfeed.store import ledger
+from speakerfeed.store import subscribers as repo
+from speakerfeed.store.engine import upgrade
 from speakerfeed.transports.base import Outcome, Recipient
 from speakerfeed.transports.registry import transport_from_settings
 from speakerfeed.transports.settings import DeliverySettings, SmtpSettings
 from speakerfeed.transports.smtp import NOOP_AFTER_IDLE_SECONDS, SmtpTransport
+from tests.support.project import make_project
 from tests.support.smtp_server import (
     DROP,
     PASSWORD,
@@ -24,6 +31,8 @@ from tests.support.smtp_server import (
     running_smtp_server,
     tls_files,
 )
+from tests.test_dispatch import CONTENT as DISPATCH_CONTENT
+from tests.test_dispatch import SECRET as SMTP_SECRET
 from tests.test_messages import check_lines
 from tests.test_transports import check_message, make_batch, parse, parts, recipient
 
@@ -371,3 +380,45 @@ def test_an_unexpected_error_costs_one_result_not_the_batch(
         results = transport.send(make_batch(4))
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNKNOWN] + [Outcome.SENT] * 2
     assert "unexpected error" in results[1].detail
+
+
+def test_a_hard_bounce_in_a_send_suppresses_the_address_for_later_sends(
+    server: SmtpServer,
+    certificate: tuple[Path, Path],
+    sleeps: list[float],
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    """Through the ledger: the 550 5.1.1 recipient's row fails, their address is suppressed
+    ("bounced"), and the next send skips them; a refusal of the message alone suppresses no
+    one."""
+    settings = make_project(
+        tmp_path,
+        email={"from_address": "The Speaker <digest@speakernews.co.uk>"},
+        lists=[{"name": "daily", "title": "The Speaker Daily"}],
+    )
+    upgrade(engine)
+    with engine.begin() as conn:
+        for number in range(4):
+            person = repo.add_subscriber(conn, f"reader{number}@example.org")
+            repo.subscribe(conn, person, "daily", status="confirmed", consent={"action": "test"})
+    server.script("RCPT", "reader1@example.org", "550 5.1.1 User unknown")
+    server.script("DATA", "reader2@example.org", "554 5.6.0 Message refused")
+
+    def send(send_id: str) -> dispatch.SendReport:
+        with engine.begin() as conn:
+            ledger.create_send(
+                conn, send_id, "daily", DISPATCH_CONTENT, scheduled_at=datetime.now(UTC)
+            )
+        with smtp(server, certificate, sleeps) as transport:
+            return dispatch.run_send(engine, settings, send_id, transport, secret=SMTP_SECRET)
+
+    first = send("daily-1")
+    assert first.counts["sent"] == 2 and first.counts["failed"] == 2
+    with engine.connect() as conn:
+        assert repo.is_suppressed(conn, repo.address_hash(SMTP_SECRET, "reader1@example.org"))
+        assert not repo.is_suppressed(conn, repo.address_hash(SMTP_SECRET, "reader2@example.org"))
+    second = send("daily-2")
+    assert second.counts["skipped"] == 1 and second.counts["sent"] == 3
+    delivered = [r for r in server.recipients() if r == "reader1@example.org"]
+    assert delivered == []

@@ -355,6 +355,15 @@ class _Batches:
         send_id = self.send_id
         with self.shared.writing(self.engine), self.engine.begin() as conn:
             recorded = ledger.record(conn, send_id, results, rowids=taken.rowids)
+            bounced = [result.key for result in results if result.hard_bounce]
+            if bounced:
+                added = ledger.suppress_bounced(conn, bounced, secret=self.secret)
+                log.warning(
+                    "%s: %d addresses refused for good (hard bounces), %d newly suppressed",
+                    send_id,
+                    len(bounced),
+                    added,
+                )
             failures = [r for r in results if r.outcome is not Outcome.SENT]
             if failures:
                 ledger.set_send_state(

@@ -61,7 +61,12 @@ from speakerfeed.store.schema import (
     subscriptions,
     suppressions,
 )
-from speakerfeed.store.subscribers import address_hash, normalise_email, on_cadence
+from speakerfeed.store.subscribers import (
+    address_hash,
+    normalise_email,
+    on_cadence,
+    suppress,
+)
 from speakerfeed.transports.base import DeliveryResult, Outcome
 
 _ROWID = literal_column("deliveries.rowid", Integer)  # SQLite's own key of a row
@@ -288,6 +293,18 @@ def record(
         )
         counts[state] = counts.get(state, 0) + len(keys)
     return counts
+
+
+def suppress_bounced(conn: Connection, subscriber_ids: Sequence[str], *, secret: bytes) -> int:
+    """Suppress the addresses of the people a provider refused for good (a hard bounce: no
+    such mailbox), so that no later send mails them; how many were new suppressions."""
+    if not subscriber_ids:
+        return 0
+    emails = conn.execute(
+        select(subscribers.c.email).where(_among(conn, subscribers.c.id, subscriber_ids))
+    ).scalars()
+    hashed = _address_hasher(secret)
+    return sum(suppress(conn, hashed(email), "bounced") for email in emails)
 
 
 def release_stale(
