@@ -363,9 +363,11 @@ def test_a_pause_still_records_the_other_batch_in_flight(store: Engine, settings
 
 def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
     """The plans the send's speed rests on: the audience read in order from the covering index
-    (no sort), rows claimed through the index of pending rows, results written by rowid."""
+    (no sort), rows claimed through the index of pending rows, people screened through the
+    subscriptions' covering index and the subscribers' key, results written by rowid."""
     from sqlalchemy import event
 
+    from speakerfeed.store import ledger_sqlite
     from speakerfeed.store.engine import engine_for_url
 
     engine = engine_for_url(f"sqlite:///{tmp_path / 'plans.sqlite3'}")
@@ -376,24 +378,27 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
         "before_cursor_execute",
         lambda _c, _cur, statement, parameters, *_: statements.append((statement, parameters)),
     )
-    plans = []
     with engine.begin() as conn:
-        for step in (
-            lambda: ledger.create_send(
-                conn, "daily-1", "daily", CONTENT, scheduled_at=datetime.now(UTC)
-            ),
-            lambda: ledger.take(conn, "daily-1", worker="w", limit=10),
-            lambda: ledger.record(
-                conn, "daily-1", [DeliveryResult("a", Outcome.SENT)], rowids={"a": 1}
-            ),
-        ):
-            step()
-            statement, parameters = statements[-1]
-            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)  # type: ignore[arg-type]
-            plans.append(" / ".join(row[-1] for row in plan))
-    created, taken, recorded = plans
+        ledger.create_send(conn, "daily-1", "daily", CONTENT, scheduled_at=datetime.now(UTC))
+        statement, parameters = statements[-1]
+
+        def plan(statement: str, parameters: object) -> str:
+            found = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)  # type: ignore[arg-type]
+            return " / ".join(row[-1] for row in found)
+
+        created = plan(statement, parameters)
+        taken = plan(ledger_sqlite.TAKE, ("w", "2023-11-29 07:00:00.000000", "daily-1", 10))
+        screened = plan(ledger_sqlite.STILL_SUBSCRIBED, ("daily", '["a"]'))
+        suppressed = plan(ledger_sqlite.SUPPRESSED, ('["a"]',))
+        recorded = plan(
+            ledger_sqlite.SET_BY_ROWID.format(columns="state = ?", only_from=""),
+            ("sent", "[1]", "daily-1"),
+        )
     assert "COVERING INDEX ix_subscriptions_list_status" in created, created
     assert "TEMP B-TREE" not in created, created
     assert "INDEX ix_deliveries_pending" in taken, taken
+    assert "COVERING INDEX ix_subscriptions_list_status" in screened, screened
+    assert "SEARCH subscribers USING INDEX" in screened, screened
+    assert "SEARCH suppressions USING" in suppressed, suppressed
     assert "USING INTEGER PRIMARY KEY (rowid=?)" in recorded, recorded
     assert "autoindex" not in recorded, recorded

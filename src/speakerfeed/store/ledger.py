@@ -19,7 +19,9 @@ asks (``resend_unknown``).
 
 Only pending rows are indexed by state (schema.PENDING): a claim removes its rows from that
 index, and writing a result changes no index at all. On SQLite, ``take`` also returns each row's
-rowid, by which ``screen`` and ``record`` find it again.
+rowid, by which ``screen`` and ``record`` find it again, and the statements run once per batch
+are SQL text on the sqlite3 connection (store.ledger_sqlite: SQLAlchemy's own work per statement
+and per row was a quarter of their time).
 
 A batch's rows are named in each statement as one bound parameter (a JSON array on SQLite, an
 array on PostgreSQL) however many there are: binding one parameter per row cost more than the
@@ -37,7 +39,6 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     Connection,
-    Integer,
     String,
     any_,
     bindparam,
@@ -49,10 +50,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement
 
 from speakerfeed.messages.tokens import KeyedHmac
 from speakerfeed.models import Subscriber
+from speakerfeed.store import ledger_sqlite
 from speakerfeed.store.schema import (
     DELIVERY_STATES,
     deliveries,
@@ -69,7 +71,6 @@ from speakerfeed.store.subscribers import (
 )
 from speakerfeed.transports.base import DeliveryResult, Outcome
 
-_ROWID = literal_column("deliveries.rowid", Integer)  # SQLite's own key of a row
 _OUTCOME_STATE = {
     Outcome.SENT: "sent",
     Outcome.FAILED: "failed",
@@ -180,31 +181,19 @@ def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> Taken:
     SKIP LOCKED), so other workers pass them by.
     """
     now = _now()
-    pending_rows = deliveries.alias("pending_rows")  # not the UPDATE's own table: no correlation
-
-    def first_pending(column: ColumnElement[Any]) -> Select[tuple[Any]]:
-        return (
-            select(column)
-            .where(pending_rows.c.send_id == send_id, _is_pending(pending_rows.c.state))
-            .order_by(pending_rows.c.subscriber_id)
-            .limit(limit)
-        )
-
     if conn.dialect.name == "postgresql":
-        pending = first_pending(pending_rows.c.subscriber_id).with_for_update(skip_locked=True)
+        pending = (
+            select(deliveries.c.subscriber_id)
+            .where(deliveries.c.send_id == send_id, _is_pending(deliveries.c.state))
+            .order_by(deliveries.c.subscriber_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
         ids = list(conn.execute(pending).scalars().all())
         if ids:
             _set(conn, send_id, ids, state="sending", now=now, worker=worker)
         return Taken(ids)
-    # By rowid, which the index holds: each row is found once, not looked up again by key.
-    rowids = first_pending(literal_column("pending_rows.rowid"))
-    taken = conn.execute(
-        update(deliveries)
-        .where(_ROWID.in_(rowids.scalar_subquery()))
-        .values(state="sending", worker=worker, updated_at=now)
-        .returning(deliveries.c.subscriber_id, _ROWID)
-    )
-    found: dict[str, int] = dict(taken.all())  # all(): one fetchall, not a fetchone per row
+    found = ledger_sqlite.take(conn, send_id, worker=worker, limit=limit, now=now)
     return Taken(sorted(found), found)
 
 
@@ -212,21 +201,21 @@ def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> li
     """Of the rows just taken (``sending``), the people still subscribed to the list and not
     suppressed, in subscriber order; the others are marked ``skipped``."""
     ids = taken.ids
-    list_name = conn.execute(select(sends.c.list_name).where(sends.c.id == send_id)).scalar_one()
-    people = _still_subscribed(conn, list_name, ids)
+    if conn.dialect.name == "sqlite":
+        list_name = ledger_sqlite.list_of_send(conn, send_id)
+        people = ledger_sqlite.still_subscribed(conn, list_name, ids)
+    else:
+        list_name = conn.execute(
+            select(sends.c.list_name).where(sends.c.id == send_id)
+        ).scalar_one()
+        people = _still_subscribed(conn, list_name, ids)
     hashed = _address_hasher(secret)
-    hashes = {subscriber_id: hashed(email) for subscriber_id, (email, _) in people.items()}
-    suppressed = set(
-        conn.execute(
-            select(suppressions.c.address_hash).where(
-                _among(conn, suppressions.c.address_hash, list(hashes.values()))
-            )
-        ).scalars()
-    )
+    hashes = [hashed(email) for _, email, _ in people]
+    suppressed = _suppressed(conn, hashes)
     chosen = [
-        Subscriber(subscriber_id, *people[subscriber_id])
-        for subscriber_id in ids
-        if subscriber_id in people and hashes[subscriber_id] not in suppressed
+        Subscriber(*person)
+        for person, address_hash in zip(people, hashes, strict=True)
+        if address_hash not in suppressed
     ]
     if len(chosen) < len(ids):
         kept = {subscriber.id for subscriber in chosen}
@@ -246,8 +235,8 @@ def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> li
 
 def _still_subscribed(
     conn: Connection, list_name: str, ids: Sequence[str]
-) -> dict[str, tuple[str, str]]:
-    """id -> (email, name) of those of ``ids`` still confirmed on the list."""
+) -> list[tuple[str, str, str]]:
+    """(id, email, name) of those of ``ids`` still confirmed on the list, in id order."""
     # "IN (confirmed ids among these)" reads the status from the (list, status, id) index; a
     # join or EXISTS on the subscription reads each one's table row as well.
     confirmed = select(subscriptions.c.subscriber_id).where(
@@ -256,11 +245,23 @@ def _still_subscribed(
         _among(conn, subscriptions.c.subscriber_id, ids),
     )
     rows = conn.execute(
-        select(subscribers.c.id, subscribers.c.email, subscribers.c.name).where(
-            subscribers.c.id.in_(confirmed)
-        )
+        select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
+        .where(subscribers.c.id.in_(confirmed))
+        .order_by(subscribers.c.id)
     )
-    return {subscriber_id: (email, name) for subscriber_id, email, name in rows.all()}
+    return [(subscriber_id, email, name) for subscriber_id, email, name in rows.all()]
+
+
+def _suppressed(conn: Connection, hashes: Sequence[str]) -> set[str]:
+    """Those of the address ``hashes`` on the suppression list."""
+    if not hashes:
+        return set()
+    if conn.dialect.name == "sqlite":
+        return ledger_sqlite.suppressed(conn, hashes)
+    found = conn.execute(
+        select(suppressions.c.address_hash).where(_among(conn, suppressions.c.address_hash, hashes))
+    )
+    return set(found.scalars())
 
 
 def record(
@@ -272,22 +273,26 @@ def record(
 ) -> dict[str, int]:
     """Write the transport's results (for rows of ``take``: pass its ``rowids``); counts per
     new state."""
-    grouped: dict[tuple[str, str, str], list[str]] = {}
+    # One UPDATE per distinct outcome: the results of a request mostly share theirs.
+    grouped: dict[tuple[Outcome, str, str], list[str]] = {}
     for result in results:
-        state = _OUTCOME_STATE[result.outcome]
-        key = (state, result.provider_id[:200], result.detail[:1000])
-        grouped.setdefault(key, []).append(result.key)
+        key = (result.outcome, result.provider_id, result.detail)
+        keys = grouped.get(key)
+        if keys is None:
+            grouped[key] = keys = []
+        keys.append(result.key)
     counts: dict[str, int] = {}
     now = _now()
-    for (state, provider_id, detail), keys in grouped.items():
+    for (outcome, provider_id, detail), keys in grouped.items():
+        state = _OUTCOME_STATE[outcome]
         _set(
             conn,
             send_id,
             keys,
             state=state,
             now=now,
-            provider_id=provider_id,
-            detail=detail,
+            provider_id=provider_id[:200],
+            detail=detail[:1000],
             only_from="sending",
             rowids=rowids,
         )
@@ -445,7 +450,7 @@ def _set(
     only_from: str | None = None,
     rowids: Mapping[str, int] | None = None,
 ) -> None:
-    """Set the rows of ``subscriber_ids``; by rowid where ``rowids`` has them all (SQLite)."""
+    """Set the rows of ``subscriber_ids``; on SQLite by rowid where ``rowids`` has them all."""
     values: dict[str, object] = {"state": state, "updated_at": now}
     if worker is not None:
         values["worker"] = worker
@@ -453,19 +458,15 @@ def _set(
         values["provider_id"] = provider_id
     if detail is not None:
         values["detail"] = detail
-    found = [rowids.get(key) for key in subscriber_ids] if rowids else [None]
-    if None not in found:
-        # The send checked as an expression, which no index serves: given the send's key,
-        # SQLite would walk all the send's rows by it rather than look the rowids up.
-        statement = update(deliveries).where(
-            _among(conn, _ROWID, found),
-            deliveries.c.send_id + "" == send_id,
-        )
-    else:
-        statement = update(deliveries).where(
-            deliveries.c.send_id == send_id,
-            _among(conn, deliveries.c.subscriber_id, subscriber_ids),
-        )
+    if rowids and conn.dialect.name == "sqlite":
+        found = [rowids[key] for key in subscriber_ids if key in rowids]
+        if len(found) == len(subscriber_ids):
+            ledger_sqlite.set_by_rowid(conn, send_id, found, values, only_from=only_from)
+            return
+    statement = update(deliveries).where(
+        deliveries.c.send_id == send_id,
+        _among(conn, deliveries.c.subscriber_id, subscriber_ids),
+    )
     if only_from is not None:
         statement = statement.where(deliveries.c.state == only_from)
     conn.execute(statement.values(**values))
