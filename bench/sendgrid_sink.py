@@ -3,8 +3,10 @@
 tests/support/sendgrid_server.py checks every rule and "delivers" each personalization (the
 whole digest substituted per recipient): right for tests, far too slow to keep up with a sender
 on the same 2 cores. This one is an asyncio protocol (uvloop when installed) that does only what
-makes the benchmark's figures real: each body is parsed with json.loads, its personalizations
-counted (1 to 1,000, a "to" each, no address twice, a ``speakerfeed_key`` custom argument),
+makes the benchmark's figures real: each body is parsed as JSON (by msgspec into the few fields
+it checks, a third of json.loads's time for a 1 MB body: the sink shares the 2 cores with the
+sender), its personalizations counted (1 to 1,000, a "to" each, no address twice, a
+``speakerfeed_key`` custom argument),
 and the keys remembered, so the totals say how many requests, recipients and distinct recipients
 arrived. It counts the TCP connections that carried a send. A broken rule (or a missing key)
 gets a 400.
@@ -23,13 +25,31 @@ import json
 import resource
 import secrets
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import cast
+
+import msgspec
 
 from measure import serve_until_signalled
 
 SEND_PATH = b"/v3/mail/send"
 MAX_PERSONALIZATIONS = 1000
 KEY_ARG = "speakerfeed_key"
+
+
+class _To(msgspec.Struct):
+    email: str
+
+
+class _Personalization(msgspec.Struct):
+    to: list[_To]
+    custom_args: dict[str, str]
+
+
+class _SendRequest(msgspec.Struct):  # the other members are parsed as JSON, not kept
+    personalizations: list[_Personalization]
+
+
+_DECODE = msgspec.json.Decoder(_SendRequest).decode
 
 
 @dataclass
@@ -52,10 +72,10 @@ class Sink:
     def accept(self, body: bytes) -> tuple[int, bytes]:
         """(status, response body) for one send request's body."""
         try:
-            personalizations = json.loads(body)["personalizations"]
-            keys = [item["custom_args"][KEY_ARG] for item in personalizations]
+            personalizations = _DECODE(body).personalizations
+            keys = [item.custom_args[KEY_ARG] for item in personalizations]
             problem = self._problem(personalizations)
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (msgspec.DecodeError, KeyError, IndexError):
             problem = "the body is not a send request with a speakerfeed_key per recipient"
         if problem:
             self.totals.refused += 1
@@ -70,10 +90,10 @@ class Sink:
         return 202, b""
 
     @staticmethod
-    def _problem(personalizations: list[dict[str, Any]]) -> str:
+    def _problem(personalizations: list[_Personalization]) -> str:
         if not 0 < len(personalizations) <= MAX_PERSONALIZATIONS:
             return f"{len(personalizations)} personalizations: 1 to 1000 allowed"
-        if len({item["to"][0]["email"] for item in personalizations}) != len(personalizations):
+        if len({item.to[0].email for item in personalizations}) != len(personalizations):
             return "an address is named twice"
         return ""
 
