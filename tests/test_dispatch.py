@@ -188,6 +188,29 @@ def test_rows_left_in_flight_by_a_dead_sender_become_unknown_not_resent(
     assert {m.envelope_to for m in again.sent} == {s.email for s in claimed}
 
 
+def test_rows_in_flight_past_their_lease_become_unknown(store: Engine) -> None:
+    """A worker on another machine cannot be asked whether it lives: its rows wait for the
+    lease. Also checks that a claim writes its time as SQLAlchemy reads it back (on SQLite the
+    claim is SQL text on the driver's connection)."""
+    start(store)
+    with store.begin() as conn:
+        taken = ledger.take(conn, "daily-1", worker="elsewhere.example:7", limit=5)
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(deliveries.c.state, deliveries.c.worker, deliveries.c.updated_at).where(
+                deliveries.c.subscriber_id.in_(taken.ids)
+            )
+        ).all()
+    assert {(row.state, row.worker) for row in rows} == {("sending", "elsewhere.example:7")}
+    assert all(abs(row.updated_at - datetime.now(UTC)) < timedelta(minutes=1) for row in rows)
+    with store.begin() as conn:
+        assert ledger.release_stale(conn, "daily-1", older_than=timedelta(hours=1)) == 0
+    time.sleep(0.01)
+    with store.begin() as conn:
+        assert ledger.release_stale(conn, "daily-1", older_than=timedelta(0)) == 5
+        assert ledger.counts(conn, "daily-1")["unknown"] == 5
+
+
 def test_a_send_later_than_its_maximum_lateness_is_cancelled(
     store: Engine, settings: Settings
 ) -> None:
