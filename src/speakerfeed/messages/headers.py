@@ -63,6 +63,10 @@ def safe_header_value(value: str, *, field: str, clean: bool = False) -> str:
 def safe_address(value: str, *, field: str) -> str:
     """``value`` when it is a plain addr-spec (local@host.example) that is safe in a header;
     anything else (a line break, an encoded word, a second address, a comment) is refused."""
+    # The usual case, checked at once: the pattern admits printable ASCII only, so nothing
+    # safe_header_value looks for but an encoded word's start can be in a match.
+    if len(value) <= MAX_ADDRESS and _ADDRESS.fullmatch(value) and _ENCODED_WORD_START not in value:
+        return value
     safe_header_value(value, field=field)
     if len(value) > MAX_ADDRESS or not _ADDRESS.fullmatch(value):
         raise HeaderError(field, f"not a usable email address: {_shown(value)}")
