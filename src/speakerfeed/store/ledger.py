@@ -201,14 +201,8 @@ def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> li
     """Of the rows just taken (``sending``), the people still subscribed to the list and not
     suppressed, in subscriber order; the others are marked ``skipped``."""
     ids = taken.ids
-    if conn.dialect.name == "sqlite":
-        list_name = ledger_sqlite.list_of_send(conn, send_id)
-        people = ledger_sqlite.still_subscribed(conn, list_name, ids)
-    else:
-        list_name = conn.execute(
-            select(sends.c.list_name).where(sends.c.id == send_id)
-        ).scalar_one()
-        people = _still_subscribed(conn, list_name, ids)
+    list_name = conn.execute(select(sends.c.list_name).where(sends.c.id == send_id)).scalar_one()
+    people = _still_subscribed(conn, list_name, ids)
     hashed = _address_hasher(secret)
     hashes = [hashed(email) for _, email, _ in people]
     suppressed = _suppressed(conn, hashes)
@@ -237,6 +231,8 @@ def _still_subscribed(
     conn: Connection, list_name: str, ids: Sequence[str]
 ) -> list[tuple[str, str, str]]:
     """(id, email, name) of those of ``ids`` still confirmed on the list, in id order."""
+    if conn.dialect.name == "sqlite":
+        return ledger_sqlite.still_subscribed(conn, list_name, ids)
     # "IN (confirmed ids among these)" reads the status from the (list, status, id) index; a
     # join or EXISTS on the subscription reads each one's table row as well.
     confirmed = select(subscriptions.c.subscriber_id).where(

@@ -51,8 +51,6 @@ SUPPRESSED = """
 SELECT address_hash FROM suppressions WHERE address_hash IN (SELECT value FROM json_each(?))
 """
 
-LIST_OF_SEND = "SELECT list_name FROM sends WHERE id = ?"
-
 # Rows by rowid. The send is checked as an expression, which no index serves: given the send's
 # key, SQLite would walk all the send's rows by it rather than look the rowids up.
 SET_BY_ROWID = """
@@ -82,19 +80,12 @@ def take(
     return dict(rows)
 
 
-def list_of_send(conn: Connection, send_id: str) -> str:
-    row = driver(conn).execute(LIST_OF_SEND, (send_id,)).fetchone()
-    if row is None:
-        raise LookupError(f"no send with id {send_id!r}")
-    return str(row[0])
-
-
 def still_subscribed(
     conn: Connection, list_name: str, ids: Sequence[str]
 ) -> list[tuple[str, str, str]]:
     """(id, email, name) of those of ``ids`` still confirmed on the list, in id order."""
     rows = driver(conn).execute(STILL_SUBSCRIBED, (list_name, json.dumps(ids))).fetchall()
-    rows.sort()  # in id order already, as the index is read: a check, not a sort
+    rows.sort()  # they come in id order as the index is read: cheap, and not relied on
     return rows
 
 
