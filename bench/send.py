@@ -3,7 +3,8 @@ ledger (speakerfeed.dispatch.run_send), to local sinks.
 
 * ``sendgrid``: to bench/sendgrid_sink.py, a SendGrid-compatible sink in its own process that
   parses every request body and counts its personalizations, the distinct recipients and the
-  TCP connections. Measured: wall time of the send (ledger create_send + run_send until done),
+  TCP connections. Measured: wall time of the send (ledger create_send, as ``speakerfeed
+  send`` records it, + run_send until done, which adds the audience to the ledger as it goes),
   requests made (must be ceil(N / 1000)), connections opened, peak RSS of the sending process
   and its children (os.wait4).
 * ``smtp``: to bench/smtp_sink.py (aiosmtpd, plain, on 127.0.0.1): messages per second over
@@ -199,8 +200,15 @@ def child(options: dict[str, Any]) -> dict[str, Any]:
     engine = engine_for_url(f"sqlite:///{options['database']}")
     send_id = options["send_id"]
     started = time.perf_counter()
-    with engine.begin() as conn:
-        ledger.create_send(conn, send_id, options["list"], content, scheduled_at=datetime.now(UTC))
+    with engine.begin() as conn:  # as `speakerfeed send` does: the senders add the audience
+        ledger.create_send(
+            conn,
+            send_id,
+            options["list"],
+            content,
+            scheduled_at=datetime.now(UTC),
+            record_audience=False,
+        )
     created = time.perf_counter()
     extra = {"processes": options["processes"]} if options["processes"] > 1 else {}
     report = run_send(engine, settings, send_id, transport, secret=SECRET, **extra)
@@ -336,14 +344,26 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "work" / "send")
     parser.add_argument("--no-smtp", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--populate", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
 
+    if args.populate:
+        populate(args.work / "send.sqlite3", *json.loads(args.populate))
+        return
+
     args.work.mkdir(parents=True, exist_ok=True)
     database = args.work / "send.sqlite3"
-    populate(database, args.subscribers, min(args.smtp_messages, args.subscribers))
+    # In a process of its own: Linux carries a process's peak RSS over into the programs it
+    # starts (a fork keeps it, exec does not reset it), and writing a million subscribers
+    # peaks at about 140 MB, which the measured send would otherwise be charged with.
+    counts = [args.subscribers, min(args.smtp_messages, args.subscribers)]
+    subprocess.run(
+        [sys.executable, __file__, "--work", str(args.work), "--populate", json.dumps(counts)],
+        check=True,
+    )
     content = args.work / "content.json"
     renderer = write_content(content)
     api = sendgrid(args, database, content)

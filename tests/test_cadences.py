@@ -22,6 +22,7 @@ from speakerfeed.errors import ConfigError
 from speakerfeed.models import RenderedDigest
 from speakerfeed.preview import prepare
 from speakerfeed.sending import open_send, unfinished_send
+from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import engine_for_url, upgrade
 from speakerfeed.store.schema import deliveries, sends
@@ -306,8 +307,11 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
     schedule.set_paused(store, "daily", False)
     schedule.digest_job("daily", "weekly")
     schedule.digest_job("daily", "monthly")  # a job left over from an old config: nothing done
-    with store.connect() as conn:
+    with store.begin() as conn:
         (send_id, cadence) = conn.execute(select(sends.c.id, sends.c.cadence)).one()
+        # Its rows are added by the senders as they go: as they would be, all of them.
+        named = settings.lists[0].cadences
+        assert ledger.add_audience(conn, send_id, named_cadences=named, limit=1000) == 2
         audience = conn.execute(select(deliveries.c.subscriber_id)).scalars().all()
         wanted = [repo.find_by_email(conn, address) for address in readers_of("weekly")]
     assert send_id.startswith("daily-weekly-") and cadence == "weekly"

@@ -264,6 +264,95 @@ def test_several_processes_send_to_each_recipient_once(
     assert seen[-1] == (29, 29)
 
 
+def start_without_audience(engine: Engine, send_id: str = "daily-1") -> None:
+    with engine.begin() as conn:
+        assert ledger.create_send(
+            conn, send_id, "daily", CONTENT, scheduled_at=datetime.now(UTC), record_audience=False
+        )
+
+
+def test_the_audience_is_added_in_chunks_in_subscriber_order_once(store: Engine) -> None:
+    start_without_audience(store)
+    with store.begin() as conn:
+        confirmed = sorted(
+            person.id for person in repo.iter_confirmed(conn, "daily", secret=SECRET)
+        )
+        assert ledger.counts(conn, "daily-1")["pending"] == 0
+        assert ledger.audience_left(conn, "daily-1", named_cadences=()) == 29
+        added = [ledger.add_audience(conn, "daily-1", named_cadences=(), limit=10)]
+        assert ledger.audience_left(conn, "daily-1", named_cadences=()) == 19
+        # Someone confirmed meanwhile is in it, after those added already.
+        late = repo.add_subscriber(conn, "late@example.org")
+        repo.subscribe(conn, late, "daily", status="confirmed", consent={"action": "test"})
+    with store.begin() as conn:  # each chunk its own transaction, as the senders add them
+        more = ledger.add_audience(conn, "daily-1", named_cadences=(), limit=10)
+        while more is not None:
+            added.append(more)
+            more = ledger.add_audience(conn, "daily-1", named_cadences=(), limit=10)
+        rows = conn.execute(
+            select(deliveries.c.subscriber_id).where(deliveries.c.send_id == "daily-1")
+        ).scalars()
+        recorded = sorted(rows)
+        assert ledger.audience_left(conn, "daily-1", named_cadences=()) == 0
+    # Ids are random: the late one is added when it sorts after the first chunk.
+    expected = sorted([*confirmed, late] if late > confirmed[9] else confirmed)
+    assert recorded == expected
+    # The chunk that comes up short (possibly empty) completes it; after that, None.
+    assert added == ([10, 10, 10, 0] if len(expected) == 30 else [10, 10, 9])
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_send_recorded_without_its_audience_adds_it_as_it_goes(
+    store: Engine,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    processes: int,
+) -> None:
+    monkeypatch.setattr(dispatch, "AUDIENCE_CHUNK_BATCHES", 1)  # chunks of one batch: 5 of them
+    start_without_audience(store)
+    folder = tmp_path / "outbox"
+    seen: list[tuple[int, int]] = []
+    report = dispatch.run_send(
+        store,
+        settings,
+        "daily-1",
+        SlowOutbox(folder),
+        secret=SECRET,
+        processes=processes,
+        progress=lambda d, t: seen.append((d, t)),
+    )
+    assert report.state == "done" and report.counts["sent"] == 29
+    addresses = outbox_addresses(folder)
+    assert len(addresses) == 29 and set(addresses.values()) == {1}
+    assert {total for _, total in seen} == {29}  # the whole audience, from the start
+    assert seen[-1] == (29, 29)
+
+
+def test_a_send_stopped_before_its_audience_is_all_added_is_not_done(
+    store: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "AUDIENCE_CHUNK_BATCHES", 1)
+    start_without_audience(store)
+    transport = MemoryTransport()
+    asked = itertools.count()
+    stopped = dispatch.run_send(
+        store,
+        settings,
+        "daily-1",
+        transport,
+        secret=SECRET,
+        should_stop=lambda: next(asked) >= 1,  # after the first batch, the only rows added
+    )
+    # Nothing pending or in flight, yet not done: the rest are still to be added.
+    assert stopped.state == "sending" and stopped.counts["sent"] == 7
+    assert stopped.counts["pending"] == stopped.counts["sending"] == 0
+    finished = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    assert finished.state == "done" and finished.counts["sent"] == 29
+    addresses = Counter(message.envelope_to for message in transport.sent)
+    assert len(addresses) == 29 and set(addresses.values()) == {1}
+
+
 def test_a_batch_of_people_who_all_left_does_not_end_the_send(
     store: Engine, settings: Settings
 ) -> None:
@@ -386,8 +475,9 @@ def test_a_pause_still_records_the_other_batch_in_flight(store: Engine, settings
 
 def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
     """The plans the send's speed rests on: the audience read in order from the covering index
-    (no sort), rows claimed through the index of pending rows, people screened through the
-    subscriptions' covering index and the subscribers' key, results written by rowid."""
+    (no sort), a chunk of it from where the last one stopped, rows claimed through the index
+    of pending rows, people screened through the subscriptions' covering index and the
+    subscribers' key, results written by rowid."""
     from sqlalchemy import event
 
     from speakerfeed.store import ledger_sqlite
@@ -402,6 +492,9 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
         lambda _c, _cur, statement, parameters, *_: statements.append((statement, parameters)),
     )
     with engine.begin() as conn:
+        for number in range(3):
+            person = repo.add_subscriber(conn, f"reader{number}@example.org")
+            repo.subscribe(conn, person, "daily", status="confirmed", consent={"action": "test"})
         ledger.create_send(conn, "daily-1", "daily", CONTENT, scheduled_at=datetime.now(UTC))
         statement, parameters = statements[-1]
 
@@ -410,6 +503,19 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
             return " / ".join(row[-1] for row in found)
 
         created = plan(statement, parameters)
+        ledger.create_send(
+            conn, "daily-2", "daily", CONTENT, scheduled_at=datetime.now(UTC), record_audience=False
+        )
+        ledger.add_audience(conn, "daily-2", named_cadences=(), limit=2)
+        statements.clear()
+        assert ledger.add_audience(conn, "daily-2", named_cadences=(), limit=2) == 1
+        (last, last_parameters), (chunk, chunk_parameters) = [
+            (statement, parameters)
+            for statement, parameters in statements
+            if "max(" in statement or statement.startswith("INSERT")
+        ]
+        where_adding_stopped = plan(last, last_parameters)
+        added = plan(chunk, chunk_parameters)
         taken = plan(ledger_sqlite.TAKE, ("w", "2023-11-29 07:00:00.000000", "daily-1", 10))
         screened = plan(ledger_sqlite.STILL_SUBSCRIBED, ("daily", '["a"]'))
         suppressed = plan(ledger_sqlite.SUPPRESSED, ('["a"]',))
@@ -419,6 +525,9 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
         )
     assert "COVERING INDEX ix_subscriptions_list_status" in created, created
     assert "TEMP B-TREE" not in created, created
+    assert "COVERING INDEX ix_subscriptions_list_status (" in added, added
+    assert "subscriber_id>?" in added and "TEMP B-TREE" not in added, added
+    assert "SEARCH deliveries USING COVERING INDEX" in where_adding_stopped, where_adding_stopped
     assert "INDEX ix_deliveries_pending" in taken, taken
     assert "COVERING INDEX ix_subscriptions_list_status" in screened, screened
     assert "SEARCH subscribers USING INDEX" in screened, screened

@@ -137,3 +137,28 @@ api_url = "{server.url}"
             assert delivered.subject.startswith("The Speaker Daily: ")
             assert "/unsubscribe/daily/" in delivered.headers["List-Unsubscribe"]
             assert "What is happening in Kazakhstan?" in delivered.text
+
+
+def test_sends_list_and_show_count_the_readers_still_to_be_added(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from speakerfeed.config import load_settings
+    from speakerfeed.store import ledger
+    from speakerfeed.store.engine import create_engine_for
+
+    folder = make_site(tmp_path, '[delivery]\ntransport = "outbox"\n')
+    engine = create_engine_for(load_settings(folder / "config.toml"))
+    content = ledger.SendContent(subject="S", html="<p>H</p>", text="T")
+    with engine.begin() as conn:  # as `speakerfeed send` records it: the readers added later
+        ledger.create_send(
+            conn, "daily-x", "daily", content, scheduled_at=datetime.now(UTC), record_audience=False
+        )
+    engine.dispose()
+    listed = run(folder, "sends", "list")
+    assert re.search(r"daily-x\s+sending\s+0/3\s", listed.stdout), listed.stdout
+    shown = run(folder, "sends", "show", "daily-x")
+    assert "3 more to be added to the ledger as the send goes on" in shown.stdout, shown.stdout
+    resumed = run(folder, "sends", "resume", "daily-x", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "daily-x: done (3 sent)" in resumed.stdout
+    assert "more to be added" not in run(folder, "sends", "show", "daily-x").stdout

@@ -807,14 +807,16 @@ def sends_list(ctx: click.Context, limit: int) -> None:
     """The newest sends with their state."""
     from speakerfeed.store import ledger
 
+    settings = _load(ctx)
     with _store(ctx, need_secret=False) as (engine, _), engine.connect() as conn:
         rows = ledger.list_sends(conn, limit=limit)
         if not rows:
             click.echo("no sends yet")
         for row in rows:
-            counts = ledger.counts(conn, str(row["id"]))
+            send_id = str(row["id"])
+            counts = ledger.counts(conn, send_id)
             done = counts["sent"]
-            total = sum(counts.values())
+            total = sum(counts.values()) + _audience_left(conn, settings, send_id, row)
             created = row["created_at"]
             assert hasattr(created, "isoformat")
             click.echo(
@@ -843,11 +845,23 @@ def sends_show(ctx: click.Context, send_id: str) -> None:
             click.echo(f"  finished {row['finished_at']}")
         for state, number in ledger.counts(conn, send_id).items():
             click.echo(f"  {state:8} {number:>10,}")
+        left = _audience_left(conn, _load(ctx), send_id, row)
+        if left:
+            click.echo(f"  {left:,} more to be added to the ledger as the send goes on")
         problems = ledger.errors(conn, send_id)
         if problems:
             click.echo("  errors:")
             for detail, number in problems:
                 click.echo(f"  {number:>10,}  {detail or '(no detail)'}")
+
+
+def _audience_left(conn: Any, settings: Settings, send_id: str, row: Any) -> int:
+    """The people still to be added to a send's ledger (see ledger.add_audience)."""
+    from speakerfeed.store import ledger
+
+    found = [item for item in settings.lists if item.name == row["list_name"]]
+    named = found[0].cadences if found else ()  # a list since removed from config.toml
+    return ledger.audience_left(conn, send_id, named_cadences=named)
 
 
 @sends.command("resume")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.process import BaseProcess
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from speakerfeed.config import Settings
 from speakerfeed.messages.mime import MessageTemplate
@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (rows finished, rows in the send)
 FINISHED = ("sent", "failed", "unknown", "skipped")
+# A sender that runs out of pending rows adds this many batches' worth of the send's audience
+# (ledger.add_audience): small enough to hold SQLite's write lock only briefly (about 20 ms for
+# 10,000 rows), large enough that adding is a small part of a transaction's work.
+AUDIENCE_CHUNK_BATCHES = 10
 
 
 @dataclass
@@ -144,9 +148,21 @@ def run_send(
             ledger.set_send_state(conn, send_id, "cancelled", error=note)
             log.warning("%s: %s", send_id, note)
             return SendReport(send_id, "cancelled", counts, note)
+    named_cadences = tuple(settings.require_list(str(row["list_name"])).cadences)
     total = sum(counts.values())
+    if progress is not None and not row["audience_complete"]:
+        with engine.connect() as conn:  # for the progress bar: the rows still to be added
+            total += ledger.audience_left(conn, send_id, named_cadences=named_cadences)
     shared = _Shared(processes or sending.processes, sum(counts[s] for s in FINISHED))
-    batches = _Batches(engine, settings, send_id, _template(settings, row, secret), secret, shared)
+    batches = _Batches(
+        engine,
+        settings,
+        send_id,
+        _template(settings, row, secret),
+        secret,
+        shared,
+        named_cadences,
+    )
     # Everything that exists now (modules, settings, the template) outlives the send: frozen,
     # the garbage collector's full passes skip it, which were a fifth of the send's CPU time.
     # Forked processes start frozen too.
@@ -164,7 +180,8 @@ def run_send(
         now_row = ledger.send_row(conn, send_id)
         if now_row is not None and now_row["state"] == "paused":  # by another of its processes
             return SendReport(send_id, "paused", counts, str(now_row["last_error"]))
-        if counts["pending"] == 0 and counts["sending"] == 0:
+        complete = now_row is not None and bool(now_row["audience_complete"])
+        if complete and counts["pending"] == 0 and counts["sending"] == 0:
             ledger.set_send_state(conn, send_id, "done")
             state = "done"
         else:
@@ -280,6 +297,7 @@ class _Batches:
     template: MessageTemplate
     secret: bytes
     shared: _Shared
+    named_cadences: tuple[str, ...]  # the list's, for adding the send's audience
 
     def run(
         self,
@@ -291,17 +309,21 @@ class _Batches:
         """Until no row is left, or a stop; the note when the send paused.
 
         Two batches at a time: the next batch is claimed and handed over (``Transport.start``)
-        while the provider answers for the one before, so this process has work meanwhile; a
-        batch's results are recorded once they are in. On a stop or a pause nothing more is
-        claimed, and the batches already handed over are seen through and recorded."""
+        while the provider answers for the one before, so this process has work meanwhile. Once
+        two are out, the older one's results are written in the same transaction as the next
+        take: one write, and one turn at SQLite's write lock, per batch instead of two. On a
+        stop or a pause nothing more is claimed, and the batches already handed over are seen
+        through and recorded."""
         bucket = TokenBucket(self.settings.sending.messages_per_second / self.shared.processes)
         worker = worker_name()
         in_flight: deque[tuple[_Claimed, InFlight]] = deque()
         note: str | None = None
         with transport:
-            while note is None and not should_stop() and not self.shared.stopped():
-                claimed = self._claim(worker)
-                if claimed is None:
+            while True:
+                answered = in_flight.popleft() if len(in_flight) == 2 else None
+                claim = not (should_stop() or self.shared.stopped())
+                claimed, note = self._record_and_claim(answered, worker, claim, progress, total)
+                if note is not None or claimed is None:
                     break
                 if not claimed.people:  # every one of them left or was suppressed
                     self._count(claimed.taken, {}, [], progress, total)
@@ -314,25 +336,51 @@ class _Batches:
                 except TransportError as exc:  # raised before anything was sent
                     note = self._pause(claimed, exc)
                     break
-                if len(in_flight) == 2:
-                    note = self._record(*in_flight.popleft(), progress, total)
             while in_flight:  # a pause's other batch too: it may have been sent
-                note = self._record(*in_flight.popleft(), progress, total) or note
+                later = self._record_and_claim(in_flight.popleft(), worker, False, progress, total)
+                note = later[1] or note
         return note
 
-    def _claim(self, worker: str) -> _Claimed | None:
-        """The next batch, taken and screened; None when no row is pending."""
+    def _record_and_claim(
+        self,
+        answered: tuple[_Claimed, InFlight] | None,
+        worker: str,
+        claim: bool,
+        progress: Progress | None,
+        total: int,
+    ) -> tuple[_Claimed | None, str | None]:
+        """Write the results of ``answered`` (waiting for them), then, with ``claim`` and unless
+        its errors pause the send, take the next batch, in one transaction; then screen that
+        batch in a transaction of its own (SQLite's write lock, which the other processes wait
+        for, is not held for it). (The batch, or None when no row is pending and the send's
+        audience is all in the ledger; the note when the send paused.)"""
+        results = [] if answered is None else answered[1].results()
         send_id, engine = self.send_id, self.engine
-        # Taken and screened in two transactions (see store.ledger): SQLite's write lock, which
-        # the other processes wait for, is held for the take only.
+        note: str | None = None
+        taken: ledger.Taken | None = None
         with self.shared.writing(engine), engine.begin() as conn:
-            taken = ledger.take(
-                conn, send_id, worker=worker, limit=self.settings.sending.batch_size
-            )
-        if not taken.ids:
-            return None
+            if answered is not None:
+                note = self._record(conn, answered[0].taken, results, progress, total)
+            if claim and note is None:
+                taken = self._take(conn, worker)
+        if taken is None or not taken.ids:
+            return None, note
         with engine.begin() as conn:
-            return _Claimed(taken, ledger.screen(conn, send_id, taken, secret=self.secret))
+            return _Claimed(taken, ledger.screen(conn, send_id, taken, secret=self.secret)), None
+
+    def _take(self, conn: Connection, worker: str) -> ledger.Taken:
+        """The next batch's rows; when none is pending, the next chunk of the send's audience
+        is added first (see ledger.add_audience)."""
+        send_id, limit = self.send_id, self.settings.sending.batch_size
+        taken = ledger.take(conn, send_id, worker=worker, limit=limit)
+        if not taken.ids and ledger.add_audience(
+            conn,
+            send_id,
+            named_cadences=self.named_cadences,
+            limit=limit * AUDIENCE_CHUNK_BATCHES,
+        ):
+            taken = ledger.take(conn, send_id, worker=worker, limit=limit)
+        return taken
 
     def _pause(self, claimed: _Claimed, error: TransportError) -> str:
         """The transport cannot send at all: the batch goes back to ``pending`` and the send
@@ -347,35 +395,37 @@ class _Batches:
         return note
 
     def _record(
-        self, claimed: _Claimed, sending: InFlight, progress: Progress | None, total: int
+        self,
+        conn: Connection,
+        taken: ledger.Taken,
+        results: list[DeliveryResult],
+        progress: Progress | None,
+        total: int,
     ) -> str | None:
-        """Wait for a batch's results and write them (for all the rows taken, the skipped ones
-        among them); the note when its errors pause the send."""
-        results, taken = sending.results(), claimed.taken
+        """Write a batch's results (for all the rows taken, the skipped ones among them); the
+        note when its errors pause the send."""
         send_id = self.send_id
-        with self.shared.writing(self.engine), self.engine.begin() as conn:
-            recorded = ledger.record(conn, send_id, results, rowids=taken.rowids)
-            bounced = [result.key for result in results if result.hard_bounce]
-            if bounced:
-                added = ledger.suppress_bounced(conn, bounced, secret=self.secret)
-                log.warning(
-                    "%s: %d addresses refused for good (hard bounces), %d newly suppressed",
-                    send_id,
-                    len(bounced),
-                    added,
-                )
-            failures = [r for r in results if r.outcome is not Outcome.SENT]
-            if failures:
-                ledger.set_send_state(
-                    conn, send_id, "sending", error=failures[-1].detail, add_errors=len(failures)
-                )
+        recorded = ledger.record(conn, send_id, results, rowids=taken.rowids)
+        bounced = [result.key for result in results if result.hard_bounce]
+        if bounced:
+            added = ledger.suppress_bounced(conn, bounced, secret=self.secret)
+            log.warning(
+                "%s: %d addresses refused for good (hard bounces), %d newly suppressed",
+                send_id,
+                len(bounced),
+                added,
+            )
+        failures = [r for r in results if r.outcome is not Outcome.SENT]
+        if failures:
+            ledger.set_send_state(
+                conn, send_id, "sending", error=failures[-1].detail, add_errors=len(failures)
+            )
         errors = self._count(taken, recorded, failures, progress, total)
         max_errors = self.settings.sending.max_errors
         if not (failures and max_errors and errors >= max_errors):
             return None
         note = f"paused after {errors} errors; last: {failures[-1].detail}"
-        with self.engine.begin() as conn:
-            ledger.set_send_state(conn, send_id, "paused", error=note)
+        ledger.set_send_state(conn, send_id, "paused", error=note)
         log.error("%s: %s", send_id, note)
         self.shared.stop()
         return note

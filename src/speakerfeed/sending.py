@@ -1,9 +1,10 @@
 """A list's next digest put into the ledger, ready for dispatch.run_send.
 
 The digest is selected, rendered once and linted (an error blocks it); then, in one transaction,
-the send and its rows are recorded, and the digest's web copy is published (which moves the
-list's "last issued" on, so the next digest starts after this one). A list with an unfinished
-send gets no new one until that send is finished or cancelled: resuming it comes first.
+the send is recorded (its rows are added by the senders as they go) and the digest's web copy is
+published (which moves the list's "last issued" on, so the next digest starts after this one).
+A list with an unfinished send gets no new one until that send is finished or cancelled:
+resuming it comes first.
 
 Each of a list's cadences is a send of its own: its digest goes to the confirmed subscribers who
 chose that cadence ("" for the list's own schedule), starts after that cadence's last digest,
@@ -89,6 +90,7 @@ def open_send(
             scheduled_at=scheduled_at or now,
             cadence=cadence,
             named_cadences=list_settings.cadences,
+            record_audience=False,  # the senders add it as they go: the first mail leaves at once
         )
         if not created:
             _check_same_digest(conn, send_id, list_settings.name, cadence)

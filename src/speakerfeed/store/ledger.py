@@ -1,5 +1,9 @@
 """The delivery ledger: one row per (send, subscriber), so a send survives crashes and restarts.
 
+A send's rows are its audience: the confirmed subscribers of its list (and cadence), added in
+subscriber order, all at once by ``create_send`` or a chunk at a time by the senders as they run
+out of pending rows (``add_audience``), so a large send starts at once.
+
 A row's life: ``pending`` -> ``sending`` (claimed by a worker and handed to the transport) ->
 ``sent`` (the provider accepted it) | ``failed`` (refused for good) | ``unknown`` (the worker
 died, or the connection broke, after the message may have left: never resent automatically) |
@@ -100,15 +104,18 @@ def create_send(
     scheduled_at: datetime,
     cadence: str = "",
     named_cadences: Collection[str] = (),
+    record_audience: bool = True,
 ) -> bool:
-    """Record a send and one pending row per confirmed subscriber of the list who gets the
+    """Record a send of ``content`` to the confirmed subscribers of the list who get the
     digests of ``cadence`` (see subscribers.on_cadence; ``named_cadences``: the list's own).
 
-    False when the send already exists: creating it twice never adds a second row for anyone.
+    With ``record_audience``, one pending row per person is added now; without, the senders
+    add them a chunk at a time as they go (``add_audience``), so the first messages leave at
+    once however long the list. False when the send already exists: creating it twice never
+    adds a second row for anyone.
     """
     if conn.execute(select(sends.c.id).where(sends.c.id == send_id)).first() is not None:
         return False
-    now = _now()
     conn.execute(
         insert(sends).values(
             id=send_id,
@@ -120,31 +127,115 @@ def create_send(
             text=content.text,
             view_url=content.view_url,
             scheduled_at=scheduled_at,
-            created_at=now,
+            created_at=_now(),
+            # Named only when not complete: the column's default says complete.
+            **({} if record_audience else {"audience_complete": False}),
         )
     )
+    if record_audience:
+        _add_people(conn, send_id, list_name, cadence, named_cadences, after=None, limit=None)
+    return True
+
+
+def add_audience(
+    conn: Connection, send_id: str, *, named_cadences: Collection[str], limit: int
+) -> int | None:
+    """Add the send's next ``limit`` people (in subscriber order, after the last one added) as
+    pending rows; how many, or None when its audience was complete already. Fewer than
+    ``limit`` completes it.
+
+    Whoever adds holds the send's row first (the write lock on SQLite), so two senders adding
+    at once take turns and each continues where the other stopped. ``named_cadences``: the
+    list's own, as for ``create_send``."""
+    # A write that changes nothing, to take the lock before reading where adding stopped.
+    conn.execute(
+        update(sends)
+        .where(sends.c.id == send_id)
+        .values(audience_complete=sends.c.audience_complete)
+    )
+    row = conn.execute(
+        select(sends.c.list_name, sends.c.cadence, sends.c.audience_complete).where(
+            sends.c.id == send_id
+        )
+    ).one()
+    if row.audience_complete:
+        return None
+    last = conn.execute(
+        select(func.max(deliveries.c.subscriber_id)).where(deliveries.c.send_id == send_id)
+    ).scalar()
+    added = _add_people(
+        conn, send_id, row.list_name, row.cadence, named_cadences, after=last, limit=limit
+    )
+    if added < limit:
+        conn.execute(update(sends).where(sends.c.id == send_id).values(audience_complete=True))
+    return added
+
+
+def audience_left(conn: Connection, send_id: str, *, named_cadences: Collection[str]) -> int:
+    """How many people ``add_audience`` has still to add to the send (0 once complete)."""
+    row = conn.execute(
+        select(sends.c.list_name, sends.c.cadence, sends.c.audience_complete).where(
+            sends.c.id == send_id
+        )
+    ).one()
+    if row.audience_complete:
+        return 0
+    last = conn.execute(
+        select(func.max(deliveries.c.subscriber_id)).where(deliveries.c.send_id == send_id)
+    ).scalar()
+    found = conn.execute(
+        select(func.count()).where(
+            *_audience(row.list_name, row.cadence, named_cadences, after=last)
+        )
+    ).scalar_one()
+    return int(found)
+
+
+def _add_people(
+    conn: Connection,
+    send_id: str,
+    list_name: str,
+    cadence: str,
+    named_cadences: Collection[str],
+    *,
+    after: str | None,
+    limit: int | None,
+) -> int:
+    """Pending rows for the audience after subscriber id ``after``, up to ``limit`` of them."""
+    now = _now()
     # In id order: one ordered scan of the (list, status, id, cadence) index, which fills the
     # ledger's own indexes from one end, page by page.
-    audience = (
+    people = (
         select(
             literal(send_id),
             subscriptions.c.subscriber_id,
             literal("pending"),
             literal(now, type_=deliveries.c.updated_at.type),
         )
-        .where(
-            subscriptions.c.list_name == list_name,
-            subscriptions.c.status == "confirmed",
-            on_cadence(cadence, named_cadences),
-        )
+        .where(*_audience(list_name, cadence, named_cadences, after=after))
         .order_by(subscriptions.c.subscriber_id)
+        .limit(limit)
     )
-    conn.execute(
-        insert(deliveries).from_select(
-            ["send_id", "subscriber_id", "state", "updated_at"], audience
-        )
+    added = insert(deliveries).from_select(
+        ["send_id", "subscriber_id", "state", "updated_at"], people
     )
-    return True
+    # SQLAlchemy keeps an INSERT's row count only when asked to.
+    result = conn.execute(added.execution_options(preserve_rowcount=True))
+    return int(result.rowcount)
+
+
+def _audience(
+    list_name: str, cadence: str, named_cadences: Collection[str], *, after: str | None
+) -> list[ColumnElement[bool]]:
+    """The conditions on subscriptions that pick a send's audience after subscriber ``after``."""
+    conditions = [
+        subscriptions.c.list_name == list_name,
+        subscriptions.c.status == "confirmed",
+        on_cadence(cadence, named_cadences),
+    ]
+    if after is not None:
+        conditions.append(subscriptions.c.subscriber_id > after)
+    return conditions
 
 
 def claim(
