@@ -16,21 +16,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from types import TracebackType
-from typing import ClassVar, Self
+from types import MappingProxyType, TracebackType
+from typing import ClassVar, NamedTuple, Self
 
 from speakerfeed.errors import SpeakerfeedError
 
+_NO_VALUES: Mapping[str, str] = MappingProxyType({})
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
+
+class Recipient(NamedTuple):
+    """One copy of a Batch's message. A NamedTuple, like DeliveryResult: immutable, and made a
+    million times in a send of a million, three to four times faster than a frozen dataclass
+    (whose ``__init__`` goes through ``object.__setattr__`` for every field)."""
+
     key: str  # the caller's handle for this copy's result (the ledger row or subscriber id)
     address: str  # bare, normalised address
     name: str = ""
     # marker -> plain-text value; a transport HTML-escapes it for the HTML part itself.
-    values: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, str] = _NO_VALUES
     headers: tuple[tuple[str, str], ...] = ()  # e.g. List-Unsubscribe, Message-ID
 
 
@@ -53,8 +58,9 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # the connection broke after the message left: it may have arrived
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
+class DeliveryResult(NamedTuple):
+    """What became of one recipient's copy (a NamedTuple, as Recipient)."""
+
     key: str
     outcome: Outcome
     detail: str = ""  # the provider's message or error
