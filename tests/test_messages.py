@@ -479,6 +479,18 @@ def test_a_token_verifies_for_its_purpose_subscriber_and_list() -> None:
     assert verify(SECRET, token(subscriber_id=odd), "unsubscribe", list_name="daily") == odd
 
 
+def test_the_signer_of_a_send_makes_the_tokens_sign_makes() -> None:
+    from speakerfeed.messages.tokens import Signer
+
+    signer = Signer(SECRET, "daily", ("unsubscribe", "preferences"))
+    for subscriber_id in ("a", "sub-1", "李雷.with.dots", "x" * 200, "QUJD-_09", "ab", "abc"):
+        expected = tuple(
+            sign(SECRET, purpose, subscriber_id, "daily")
+            for purpose in ("unsubscribe", "preferences")
+        )
+        assert signer.sign(subscriber_id) == expected
+
+
 def test_a_tampered_token_fails_whichever_character_changes() -> None:
     signed = token()
     for position in range(len(signed)):

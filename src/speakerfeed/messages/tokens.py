@@ -27,6 +27,7 @@ MIN_SECRET_BYTES = 16
 MAX_TOKEN_CHARS = 2048  # verify() gets tokens from URLs: refuse silly sizes before any work
 
 _MAC_BYTES = 16
+_MAC_CHARS = -(-4 * _MAC_BYTES // 3)  # unpadded base64: 22
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _URLSAFE_TEXT = re.compile(r"[A-Za-z0-9_-]+")
@@ -99,9 +100,7 @@ class Signer:
             raise ValueError("a token needs a subscriber id")
         payload = f".{subscriber_id}".encode()  # no expiry: nothing before the "."
         encoded = _encode(payload) + "."
-        return tuple(
-            [encoded + _encode(keyed.digest(payload)[:_MAC_BYTES]) for keyed in self._keyed]
-        )
+        return tuple([encoded + _encode_mac(keyed.digest(payload)) for keyed in self._keyed])
 
 
 def verify(
@@ -145,6 +144,14 @@ def _signed(purpose: str, list_name: str, payload: bytes) -> bytes:
 def _encode(data: bytes) -> str:
     # binascii plus translate is several times faster than base64.urlsafe_b64encode.
     return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
+
+
+def _encode_mac(digest: bytes) -> str:
+    """``_encode(digest[:_MAC_BYTES])``: 16 bytes are always 22 characters and "==", so the
+    padding is cut off by length (a sign() per recipient of a send)."""
+    return (
+        binascii.b2a_base64(digest[:_MAC_BYTES], newline=False)[:22].translate(_TO_URLSAFE).decode()
+    )
 
 
 def _decode(text: str) -> bytes | None:

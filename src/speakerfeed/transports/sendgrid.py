@@ -268,36 +268,42 @@ def _requests(
     recipients: Sequence[Recipient],
     results: list[DeliveryResult | None],
 ) -> Iterator[tuple[list[int], bytes]]:
-    """(recipient indices, body) per request, made as they are asked for. A recipient whose
-    personalization cannot be made is FAILED in ``results`` and left out; an address already
-    in a request waits for a later one (SendGrid refuses a request naming one twice)."""
-    todo = list(range(len(recipients)))
-    fragments: dict[int, str] = {}
+    """(recipient indices, body) per request. A recipient whose personalization cannot be made
+    is FAILED in ``results`` and left out; an address already in a request waits for a later
+    one (SendGrid refuses a request naming one twice)."""
+    fragments: list[str] = []
+    todo: list[int] = []
+    for index, recipient in enumerate(recipients):
+        try:
+            fragments.append(payload.personalization(recipient))
+        except SpeakerfeedError as exc:
+            results[index] = DeliveryResult(recipient.key, Outcome.FAILED, f"not sent: {exc}")
+            fragments.append("")
+            continue
+        todo.append(index)
+    size = payload.max_recipients
+    addresses = [recipients[index].address.lower() for index in todo]
+    if len(set(addresses)) == len(addresses):  # as usual, every address once: cut in requests
+        for start in range(0, len(todo), size):
+            indices = todo[start : start + size]
+            yield indices, payload.body([fragments[index] for index in indices])
+        return
     while todo:
         later: list[int] = []
-        indices: list[int] = []
+        indices = []
         seen: set[str] = set()
         for index in todo:
-            recipient = recipients[index]
-            if index not in fragments:
-                try:
-                    fragments[index] = payload.personalization(recipient)
-                except SpeakerfeedError as exc:
-                    results[index] = DeliveryResult(
-                        recipient.key, Outcome.FAILED, f"not sent: {exc}"
-                    )
-                    continue
-            address = recipient.address.lower()
+            address = recipients[index].address.lower()
             if address in seen:
                 later.append(index)
                 continue
             seen.add(address)
             indices.append(index)
-            if len(indices) == payload.max_recipients:
-                yield indices, payload.body([fragments.pop(i) for i in indices])
+            if len(indices) == size:
+                yield indices, payload.body([fragments[i] for i in indices])
                 indices, seen = [], set()
         if indices:
-            yield indices, payload.body([fragments.pop(i) for i in indices])
+            yield indices, payload.body([fragments[i] for i in indices])
         todo = later
 
 

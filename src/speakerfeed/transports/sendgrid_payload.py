@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sendgrid.helpers.mail import (
@@ -87,10 +87,12 @@ class SendGridPayload:
         # Keys of their own in the HTML only for values that some recipient of the batch needs
         # escaped there: the links never do, names seldom, and each key left out is a value
         # less per recipient (a third of a digest's personalization, to build and to send).
+        # (All the batch's values for a marker joined and searched at once: a fifth of the time
+        # of a test per value.)
         own_html = [
             marker
             for marker in html_used
-            if any(_needs_escape(r.values.get(marker, "")) for r in batch.recipients)
+            if _needs_escape("".join([r.values.get(marker, "") for r in batch.recipients]))
         ]
         plain = set(text_used) | (set(html_used) - set(own_html))
         rich = batch.html
@@ -128,17 +130,18 @@ class SendGridPayload:
             mail.add_category(Category(batch.category))
         shared = json.dumps(mail.get(), ensure_ascii=False, separators=(",", ":"))
         per_recipient = len(plain) + len(own_html)
+        keys = tuple(
+            (
+                marker,
+                _json(marker) + ":" if marker in plain else "",
+                _json(HTML_KEYS[marker]) + ":" if marker in own_html else "",
+            )
+            for marker in MARKERS
+            if marker in plain or marker in own_html
+        )
         return cls(
             shared=shared[1:].encode(),
-            keys=tuple(
-                (
-                    marker,
-                    _json(marker) + ":" if marker in plain else "",
-                    _json(HTML_KEYS[marker]) + ":" if marker in own_html else "",
-                )
-                for marker in MARKERS
-                if marker in plain or marker in own_html
-            ),
+            keys=keys,
             shared_names=frozenset(names),
             max_recipients=min(MAX_PERSONALIZATIONS, MAX_SUBSTITUTIONS // max(per_recipient, 1)),
         )
@@ -149,25 +152,22 @@ class SendGridPayload:
     def personalization(self, recipient: Recipient) -> str:
         """The recipient's personalization as JSON text (ASCII): to, substitutions, headers and
         custom_args. HeaderError or MessageError when it cannot be sent."""
-        address = safe_address(recipient.address, field="To")
-        name = _display_name(recipient.name)
+        key, address, name, values, headers = recipient
+        address = safe_address(address, field="To")
+        name = _display_name(name)
         to = (
             f'{{"email":{_json(address)},"name":{_json(name)}}}'
             if name
             else f'{{"email":{_json(address)}}}'
         )
-        parts = [f'{{"to":[{to}]']
-        substitutions = self._substitutions(recipient)
-        if substitutions:
-            parts.append(',"substitutions":{' + ",".join(substitutions) + "}")
-        headers = self._headers(recipient)
-        if headers:
-            parts.append(',"headers":{' + ",".join(headers) + "}")
-        key = _json(recipient.key)
-        if len(key) > MAX_PERSONALIZATION_BYTES // 2:
-            raise MessageError(f"recipient key too long for SendGrid: {recipient.key[:40]!r}…")
-        parts.append(f',"custom_args":{{"{KEY_ARG}":{key}}}}}')
-        return "".join(parts)
+        substitutions = self._substitutions(key, values) if self.keys else ""
+        own_headers = self._headers(headers) if headers else ""
+        key_json = _json(key)
+        if len(key_json) > MAX_PERSONALIZATION_BYTES // 2:
+            raise MessageError(f"recipient key too long for SendGrid: {key[:40]!r}…")
+        return (
+            f'{{"to":[{to}]{substitutions}{own_headers},"custom_args":{{"{KEY_ARG}":{key_json}}}}}'
+        )
 
     def body(self, personalizations: Sequence[str]) -> bytes:
         """The request body for these personalizations (1 to max_recipients of them)."""
@@ -175,15 +175,15 @@ class SendGridPayload:
         joined = ",".join(personalizations).encode("ascii")
         return b'{"personalizations":[' + joined + b"]," + self.shared
 
-    def _substitutions(self, recipient: Recipient) -> list[str]:
-        values = recipient.values
+    def _substitutions(self, key: str, values: Mapping[str, str]) -> str:
+        """``,"substitutions":{...}`` for the recipient's ``values``."""
         items = []
         for marker, text_key, html_key in self.keys:
             value = values.get(marker)
             if value is None:
-                raise MessageError(f"recipient {recipient.key!r} has no value for {marker}")
+                raise MessageError(f"recipient {key!r} has no value for {marker}")
             if not value.isascii():
-                _check_text(value, recipient, marker)
+                _check_text(value, key, marker)
             encoded = _json(value)
             if text_key:
                 items.append(text_key + encoded)
@@ -191,21 +191,20 @@ class SendGridPayload:
                 items.append(
                     html_key + (_json(_escape(value)) if _needs_escape(value) else encoded)
                 )
+        joined = ",".join(items)
         # JSON text is never shorter than the UTF-8 it stands for: measured exactly only when
         # it is long.
-        if sum(map(len, items)) > MAX_PERSONALIZATION_BYTES and _octets(items) > (
-            MAX_PERSONALIZATION_BYTES
-        ):
+        if len(joined) > MAX_PERSONALIZATION_BYTES and _octets(items) > MAX_PERSONALIZATION_BYTES:
             raise MessageError(
-                f"recipient {recipient.key!r}: values over SendGrid's "
-                f"{MAX_PERSONALIZATION_BYTES} bytes"
+                f"recipient {key!r}: values over SendGrid's {MAX_PERSONALIZATION_BYTES} bytes"
             )
-        return items
+        return ',"substitutions":{' + joined + "}"
 
-    def _headers(self, recipient: Recipient) -> list[str]:
+    def _headers(self, headers: tuple[tuple[str, str], ...]) -> str:
+        """``,"headers":{...}`` for the recipient's own ``headers``."""
         items = []
         own: list[str] = []
-        for name, value in recipient.headers:
+        for name, value in headers:
             key, name_json = _header_name(name)
             if key in self.shared_names or key in own:
                 raise HeaderError(name, "given twice")
@@ -221,7 +220,7 @@ class SendGridPayload:
             ):
                 value = field_value(name, value)
             items.append(name_json + _json(value))
-        return items
+        return ',"headers":{' + ",".join(items) + "}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -247,11 +246,11 @@ def _escape(value: str) -> str:
     )
 
 
-def _check_text(value: str, recipient: Recipient, marker: str) -> None:
+def _check_text(value: str, key: str, marker: str) -> None:
     try:
         value.encode()
     except UnicodeEncodeError:  # a lone surrogate: not text at all
-        raise MessageError(f"recipient {recipient.key!r}: {marker} is not text") from None
+        raise MessageError(f"recipient {key!r}: {marker} is not text") from None
 
 
 def _octets(items: list[str]) -> int:
