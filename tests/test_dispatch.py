@@ -239,11 +239,10 @@ def outbox_addresses(folder: Path) -> Counter[str]:
     )
 
 
-def test_several_processes_send_to_each_recipient_once(
-    store: Engine, settings: Settings, tmp_path: Path
-) -> None:
-    start(store)
-    folder = tmp_path / "outbox"
+def send_to_outbox(
+    store: Engine, settings: Settings, folder: Path, *, processes: int
+) -> tuple[dispatch.SendReport, list[tuple[int, int]]]:
+    """Run daily-1 into an outbox folder: its report, and the progress reported."""
     seen: list[tuple[int, int]] = []
     report = dispatch.run_send(
         store,
@@ -251,9 +250,18 @@ def test_several_processes_send_to_each_recipient_once(
         "daily-1",
         SlowOutbox(folder),
         secret=SECRET,
-        processes=2,
+        processes=processes,
         progress=lambda d, t: seen.append((d, t)),
     )
+    return report, seen
+
+
+def test_several_processes_send_to_each_recipient_once(
+    store: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    start(store)
+    folder = tmp_path / "outbox"
+    report, seen = send_to_outbox(store, settings, folder, processes=2)
     assert report.state == "done" and report.counts["sent"] == 29
     addresses = outbox_addresses(folder)
     assert len(addresses) == 29 and set(addresses.values()) == {1}
@@ -312,16 +320,7 @@ def test_a_send_recorded_without_its_audience_adds_it_as_it_goes(
     monkeypatch.setattr(dispatch, "AUDIENCE_CHUNK_BATCHES", 1)  # chunks of one batch: 5 of them
     start_without_audience(store)
     folder = tmp_path / "outbox"
-    seen: list[tuple[int, int]] = []
-    report = dispatch.run_send(
-        store,
-        settings,
-        "daily-1",
-        SlowOutbox(folder),
-        secret=SECRET,
-        processes=processes,
-        progress=lambda d, t: seen.append((d, t)),
-    )
+    report, seen = send_to_outbox(store, settings, folder, processes=processes)
     assert report.state == "done" and report.counts["sent"] == 29
     addresses = outbox_addresses(folder)
     assert len(addresses) == 29 and set(addresses.values()) == {1}
