@@ -153,6 +153,31 @@ def add_audience(
         .where(sends.c.id == send_id)
         .values(audience_complete=sends.c.audience_complete)
     )
+    found = _audience_to_add(conn, send_id)
+    if found is None:
+        return None
+    list_name, cadence, last = found
+    added = _add_people(conn, send_id, list_name, cadence, named_cadences, after=last, limit=limit)
+    if added < limit:
+        conn.execute(update(sends).where(sends.c.id == send_id).values(audience_complete=True))
+    return added
+
+
+def audience_left(conn: Connection, send_id: str, *, named_cadences: Collection[str]) -> int:
+    """How many people ``add_audience`` has still to add to the send (0 once complete)."""
+    to_add = _audience_to_add(conn, send_id)
+    if to_add is None:
+        return 0
+    list_name, cadence, last = to_add
+    found = conn.execute(
+        select(func.count()).where(*_audience(list_name, cadence, named_cadences, after=last))
+    ).scalar_one()
+    return int(found)
+
+
+def _audience_to_add(conn: Connection, send_id: str) -> tuple[str, str, str | None] | None:
+    """(the send's list, its cadence, the last subscriber id added), or None when the send's
+    audience is complete."""
     row = conn.execute(
         select(sends.c.list_name, sends.c.cadence, sends.c.audience_complete).where(
             sends.c.id == send_id
@@ -163,32 +188,7 @@ def add_audience(
     last = conn.execute(
         select(func.max(deliveries.c.subscriber_id)).where(deliveries.c.send_id == send_id)
     ).scalar()
-    added = _add_people(
-        conn, send_id, row.list_name, row.cadence, named_cadences, after=last, limit=limit
-    )
-    if added < limit:
-        conn.execute(update(sends).where(sends.c.id == send_id).values(audience_complete=True))
-    return added
-
-
-def audience_left(conn: Connection, send_id: str, *, named_cadences: Collection[str]) -> int:
-    """How many people ``add_audience`` has still to add to the send (0 once complete)."""
-    row = conn.execute(
-        select(sends.c.list_name, sends.c.cadence, sends.c.audience_complete).where(
-            sends.c.id == send_id
-        )
-    ).one()
-    if row.audience_complete:
-        return 0
-    last = conn.execute(
-        select(func.max(deliveries.c.subscriber_id)).where(deliveries.c.send_id == send_id)
-    ).scalar()
-    found = conn.execute(
-        select(func.count()).where(
-            *_audience(row.list_name, row.cadence, named_cadences, after=last)
-        )
-    ).scalar_one()
-    return int(found)
+    return str(row.list_name), str(row.cadence), last
 
 
 def _add_people(
