@@ -311,7 +311,8 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
         (send_id, cadence) = conn.execute(select(sends.c.id, sends.c.cadence)).one()
         # Its rows are added by the senders as they go: as they would be, all of them.
         named = settings.lists[0].cadences
-        assert ledger.add_audience(conn, send_id, named_cadences=named, limit=1000) == 2
+        claimed = ledger.claim_audience(conn, send_id, worker="w", named_cadences=named, limit=1000)
+        assert len(claimed.ids) == 2
         audience = conn.execute(select(deliveries.c.subscriber_id)).scalars().all()
         wanted = [repo.find_by_email(conn, address) for address in readers_of("weekly")]
     assert send_id.startswith("daily-weekly-") and cadence == "weekly"

@@ -279,34 +279,49 @@ def start_without_audience(engine: Engine, send_id: str = "daily-1") -> None:
         )
 
 
-def test_the_audience_is_added_in_chunks_in_subscriber_order_once(store: Engine) -> None:
+def test_the_audience_is_added_taken_a_batch_at_a_time_in_subscriber_order_once(
+    store: Engine,
+) -> None:
     start_without_audience(store)
+
+    def claim(worker: str) -> ledger.Taken:
+        return ledger.claim_audience(conn, "daily-1", worker=worker, named_cadences=(), limit=10)
+
     with store.begin() as conn:
         confirmed = sorted(
             person.id for person in repo.iter_confirmed(conn, "daily", secret=SECRET)
         )
         assert ledger.counts(conn, "daily-1")["pending"] == 0
         assert ledger.audience_left(conn, "daily-1", named_cadences=()) == 29
-        added = [ledger.add_audience(conn, "daily-1", named_cadences=(), limit=10)]
+        batches = [claim("w1")]
+        assert batches[0].ids == confirmed[:10]
         assert ledger.audience_left(conn, "daily-1", named_cadences=()) == 19
         # Someone confirmed meanwhile is in it, after those added already.
         late = repo.add_subscriber(conn, "late@example.org")
         repo.subscribe(conn, late, "daily", status="confirmed", consent={"action": "test"})
-    with store.begin() as conn:  # each chunk its own transaction, as the senders add them
-        more = ledger.add_audience(conn, "daily-1", named_cadences=(), limit=10)
-        while more is not None:
-            added.append(more)
-            more = ledger.add_audience(conn, "daily-1", named_cadences=(), limit=10)
+    with store.begin() as conn:  # each batch its own transaction, as the senders add them
+        while len(batches[-1].ids) == 10:
+            batches.append(claim(f"w{len(batches) + 1}"))
         rows = conn.execute(
-            select(deliveries.c.subscriber_id).where(deliveries.c.send_id == "daily-1")
-        ).scalars()
-        recorded = sorted(rows)
+            select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.worker).where(
+                deliveries.c.send_id == "daily-1"
+            )
+        ).all()
         assert ledger.audience_left(conn, "daily-1", named_cadences=()) == 0
-    # Ids are random: the late one is added when it sorts after the first chunk.
+        # Complete: nothing more, however often asked.
+        assert claim("w9") == ledger.Taken([])
+    # Ids are random: the late one is added when it sorts after the first batch.
     expected = sorted([*confirmed, late] if late > confirmed[9] else confirmed)
-    assert recorded == expected
-    # The chunk that comes up short (possibly empty) completes it; after that, None.
-    assert added == ([10, 10, 10, 0] if len(expected) == 30 else [10, 10, 9])
+    assert sorted(row.subscriber_id for row in rows) == expected
+    assert [i for batch in batches for i in batch.ids] == expected  # each once, in order
+    # The batch that comes up short (possibly empty) completes it.
+    sizes = [len(batch.ids) for batch in batches]
+    assert sizes == ([10, 10, 10, 0] if len(expected) == 30 else [10, 10, 9])
+    # Each row is taken already, by the sender that added it, and found again by its rowid.
+    taken_by = {row.subscriber_id: (row.state, row.worker) for row in rows}
+    for number, batch in enumerate(batches, start=1):
+        assert {taken_by[i] for i in batch.ids} <= {("sending", f"w{number}")}
+        assert sorted(batch.rowids) == (batch.ids if store.dialect.name == "sqlite" else [])
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -314,10 +329,8 @@ def test_a_send_recorded_without_its_audience_adds_it_as_it_goes(
     store: Engine,
     settings: Settings,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     processes: int,
 ) -> None:
-    monkeypatch.setattr(dispatch, "AUDIENCE_CHUNK_BATCHES", 1)  # chunks of one batch: 5 of them
     start_without_audience(store)
     folder = tmp_path / "outbox"
     report, seen = send_to_outbox(store, settings, folder, processes=processes)
@@ -329,9 +342,8 @@ def test_a_send_recorded_without_its_audience_adds_it_as_it_goes(
 
 
 def test_a_send_stopped_before_its_audience_is_all_added_is_not_done(
-    store: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    store: Engine, settings: Settings
 ) -> None:
-    monkeypatch.setattr(dispatch, "AUDIENCE_CHUNK_BATCHES", 1)
     start_without_audience(store)
     transport = MemoryTransport()
     asked = itertools.count()
@@ -505,9 +517,10 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
         ledger.create_send(
             conn, "daily-2", "daily", CONTENT, scheduled_at=datetime.now(UTC), record_audience=False
         )
-        ledger.add_audience(conn, "daily-2", named_cadences=(), limit=2)
+        ledger.claim_audience(conn, "daily-2", worker="w", named_cadences=(), limit=2)
         statements.clear()
-        assert ledger.add_audience(conn, "daily-2", named_cadences=(), limit=2) == 1
+        claimed = ledger.claim_audience(conn, "daily-2", worker="w", named_cadences=(), limit=2)
+        assert len(claimed.ids) == 1
         (last, last_parameters), (chunk, chunk_parameters) = [
             (statement, parameters)
             for statement, parameters in statements

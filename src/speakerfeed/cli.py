@@ -856,7 +856,7 @@ def sends_show(ctx: click.Context, send_id: str) -> None:
 
 
 def _audience_left(conn: Any, settings: Settings, send_id: str, row: Any) -> int:
-    """The people still to be added to a send's ledger (see ledger.add_audience)."""
+    """The people still to be added to a send's ledger (see ledger.claim_audience)."""
     from speakerfeed.store import ledger
 
     found = [item for item in settings.lists if item.name == row["list_name"]]

@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (rows finished, rows in the send)
 FINISHED = ("sent", "failed", "unknown", "skipped")
-# A sender that runs out of pending rows adds this many batches' worth of the send's audience
-# (ledger.add_audience): small enough to hold SQLite's write lock only briefly (about 20 ms for
-# 10,000 rows), large enough that adding is a small part of a transaction's work.
-AUDIENCE_CHUNK_BATCHES = 10
 
 
 @dataclass
@@ -369,18 +365,17 @@ class _Batches:
             return _Claimed(taken, ledger.screen(conn, send_id, taken, secret=self.secret)), None
 
     def _take(self, conn: Connection, worker: str) -> ledger.Taken:
-        """The next batch's rows; when none is pending, the next chunk of the send's audience
-        is added first (see ledger.add_audience)."""
+        """The next batch's rows: pending ones first (retries, or a send whose audience was
+        recorded at once), then the next people of the send's audience, added already taken
+        (ledger.claim_audience: one INSERT, where adding them pending and taking them was two
+        writes per row and two changes to the index of pending rows)."""
         send_id, limit = self.send_id, self.settings.sending.batch_size
         taken = ledger.take(conn, send_id, worker=worker, limit=limit)
-        if not taken.ids and ledger.add_audience(
-            conn,
-            send_id,
-            named_cadences=self.named_cadences,
-            limit=limit * AUDIENCE_CHUNK_BATCHES,
-        ):
-            taken = ledger.take(conn, send_id, worker=worker, limit=limit)
-        return taken
+        if taken.ids:
+            return taken
+        return ledger.claim_audience(
+            conn, send_id, worker=worker, named_cadences=self.named_cadences, limit=limit
+        )
 
     def _pause(self, claimed: _Claimed, error: TransportError) -> str:
         """The transport cannot send at all: the batch goes back to ``pending`` and the send

@@ -1,8 +1,9 @@
 """The delivery ledger: one row per (send, subscriber), so a send survives crashes and restarts.
 
 A send's rows are its audience: the confirmed subscribers of its list (and cadence), added in
-subscriber order, all at once by ``create_send`` or a chunk at a time by the senders as they run
-out of pending rows (``add_audience``), so a large send starts at once.
+subscriber order, all at once by ``create_send`` or a batch at a time by the senders as they run
+out of pending rows (``claim_audience``, which adds the rows already claimed), so a large send
+starts at once.
 
 A row's life: ``pending`` -> ``sending`` (claimed by a worker and handed to the transport) ->
 ``sent`` (the provider accepted it) | ``failed`` (refused for good) | ``unknown`` (the worker
@@ -16,16 +17,17 @@ transaction's first statement, so it holds the one write lock before it reads: e
 several processes share a send and never take the same row), then checks each person is still
 subscribed and not suppressed and marks the others ``skipped`` (``screen``). ``claim`` does both
 in one transaction; a sender commits each on its own, so that SQLite's write lock is held for
-the take only. Only then is the batch handed to the transport, and its results are written in
-a transaction of their own once they are in. A crash in between leaves ``sending`` rows, which
-a later ``release_stale`` turns into ``unknown``: reported, and resent only when an operator
-asks (``resend_unknown``).
+the take only. Only then is the batch handed to the transport, and its results are written
+once they are in (a sender writes them in the same transaction as its next take). A crash in
+between leaves ``sending`` rows, which a later ``release_stale`` turns into ``unknown``:
+reported, and resent only when an operator asks (``resend_unknown``).
 
-Only pending rows are indexed by state (schema.PENDING): a claim removes its rows from that
-index, and writing a result changes no index at all. On SQLite, ``take`` also returns each row's
-rowid, by which ``screen`` and ``record`` find it again, and the statements run once per batch
-are SQL text on the sqlite3 connection (store.ledger_sqlite: SQLAlchemy's own work per statement
-and per row was a quarter of their time).
+Only pending rows are indexed by state (schema.PENDING): a take removes its rows from that
+index, rows added already claimed never enter it, and writing a result changes no index at
+all. On SQLite, ``take`` and ``claim_audience`` also return each row's rowid, by which
+``screen`` and ``record`` find it again, and the statements run once per batch are SQL text on
+the sqlite3 connection (store.ledger_sqlite: SQLAlchemy's own work per statement and per row
+was a quarter of their time).
 
 A batch's rows are named in each statement as one bound parameter (a JSON array on SQLite, an
 array on PostgreSQL) however many there are: binding one parameter per row cost more than the
@@ -43,6 +45,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     Connection,
+    Insert,
     String,
     any_,
     bindparam,
@@ -110,7 +113,7 @@ def create_send(
     digests of ``cadence`` (see subscribers.on_cadence; ``named_cadences``: the list's own).
 
     With ``record_audience``, one pending row per person is added now; without, the senders
-    add them a chunk at a time as they go (``add_audience``), so the first messages leave at
+    add them a batch at a time as they go (``claim_audience``), so the first messages leave at
     once however long the list. False when the send already exists: creating it twice never
     adds a second row for anyone.
     """
@@ -133,16 +136,19 @@ def create_send(
         )
     )
     if record_audience:
-        _add_people(conn, send_id, list_name, cadence, named_cadences, after=None, limit=None)
+        conn.execute(
+            _audience_rows(send_id, list_name, cadence, named_cadences, after=None, limit=None)
+        )
     return True
 
 
-def add_audience(
-    conn: Connection, send_id: str, *, named_cadences: Collection[str], limit: int
-) -> int | None:
-    """Add the send's next ``limit`` people (in subscriber order, after the last one added) as
-    pending rows; how many, or None when its audience was complete already. Fewer than
-    ``limit`` completes it.
+def claim_audience(
+    conn: Connection, send_id: str, *, worker: str, named_cadences: Collection[str], limit: int
+) -> Taken:
+    """Add the send's next ``limit`` people (in subscriber order, after the last one added)
+    already taken by ``worker``: their rows go in ``sending``, as ``take`` would have marked
+    them, so screen them next as after a ``take``. None taken when its audience was complete;
+    fewer than ``limit`` completes it.
 
     Whoever adds holds the send's row first (the write lock on SQLite), so two senders adding
     at once take turns and each continues where the other stopped. ``named_cadences``: the
@@ -153,18 +159,27 @@ def add_audience(
         .where(sends.c.id == send_id)
         .values(audience_complete=sends.c.audience_complete)
     )
-    found = _audience_to_add(conn, send_id)
-    if found is None:
-        return None
-    list_name, cadence, last = found
-    added = _add_people(conn, send_id, list_name, cadence, named_cadences, after=last, limit=limit)
-    if added < limit:
+    to_add = _audience_to_add(conn, send_id)
+    if to_add is None:
+        return Taken([])
+    list_name, cadence, last = to_add
+    people = _audience_rows(
+        send_id, list_name, cadence, named_cadences, after=last, limit=limit, worker=worker
+    )
+    if conn.dialect.name == "sqlite":
+        added = conn.execute(people.returning(deliveries.c.subscriber_id, literal_column("rowid")))
+        rowids: dict[str, int] = dict(added.all())
+        ids = sorted(rowids)
+    else:
+        rowids = {}
+        ids = sorted(conn.execute(people.returning(deliveries.c.subscriber_id)).scalars())
+    if len(ids) < limit:
         conn.execute(update(sends).where(sends.c.id == send_id).values(audience_complete=True))
-    return added
+    return Taken(ids, rowids)
 
 
 def audience_left(conn: Connection, send_id: str, *, named_cadences: Collection[str]) -> int:
-    """How many people ``add_audience`` has still to add to the send (0 once complete)."""
+    """How many people ``claim_audience`` has still to add to the send (0 once complete)."""
     to_add = _audience_to_add(conn, send_id)
     if to_add is None:
         return 0
@@ -191,8 +206,7 @@ def _audience_to_add(conn: Connection, send_id: str) -> tuple[str, str, str | No
     return str(row.list_name), str(row.cadence), last
 
 
-def _add_people(
-    conn: Connection,
+def _audience_rows(
     send_id: str,
     list_name: str,
     cadence: str,
@@ -200,28 +214,27 @@ def _add_people(
     *,
     after: str | None,
     limit: int | None,
-) -> int:
-    """Pending rows for the audience after subscriber id ``after``, up to ``limit`` of them."""
-    now = _now()
+    worker: str | None = None,
+) -> Insert:
+    """The ledger rows of the audience after subscriber id ``after``, up to ``limit`` of them:
+    pending, or with ``worker`` already taken by it (``sending``)."""
     # In id order: one ordered scan of the (list, status, id, cadence) index, which fills the
     # ledger's own indexes from one end, page by page.
     people = (
         select(
             literal(send_id),
             subscriptions.c.subscriber_id,
-            literal("pending"),
-            literal(now, type_=deliveries.c.updated_at.type),
+            literal("pending" if worker is None else "sending"),
+            literal(worker or ""),
+            literal(_now(), type_=deliveries.c.updated_at.type),
         )
         .where(*_audience(list_name, cadence, named_cadences, after=after))
         .order_by(subscriptions.c.subscriber_id)
         .limit(limit)
     )
-    added = insert(deliveries).from_select(
-        ["send_id", "subscriber_id", "state", "updated_at"], people
+    return insert(deliveries).from_select(
+        ["send_id", "subscriber_id", "state", "worker", "updated_at"], people
     )
-    # SQLAlchemy keeps an INSERT's row count only when asked to.
-    result = conn.execute(added.execution_options(preserve_rowcount=True))
-    return int(result.rowcount)
 
 
 def _audience(

@@ -180,8 +180,9 @@ sends = Table(
     Column("errors", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=False, server_default=""),
     # False while the ledger's rows are still being added: the senders add the audience a
-    # chunk at a time, in subscriber order, as they run out of pending rows (ledger.add_audience),
-    # so a large send starts at once and a crash halfway through adding carries on from there.
+    # batch at a time, in subscriber order, as they run out of pending rows
+    # (ledger.claim_audience), so a large send starts at once and a crash halfway through
+    # adding carries on from there.
     Column("audience_complete", Boolean, nullable=False, server_default=true()),
     CheckConstraint(_one_of("state", SEND_STATES), name="state"),
 )

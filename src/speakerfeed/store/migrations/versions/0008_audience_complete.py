@@ -4,7 +4,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-25
 
-The senders now add a send's rows a chunk at a time as they go (store.ledger.add_audience),
+The senders now add a send's rows a batch at a time as they go (store.ledger.claim_audience),
 instead of all of them before the first message: for a list of 1,000,000 that was two seconds
 of one core with the other idle. Existing sends hold their whole audience already, hence the
 default.
