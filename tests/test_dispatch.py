@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select, update
 
 from speakerfeed import dispatch
 from speakerfeed.config import Settings
-from speakerfeed.store import ledger
+from speakerfeed.store import ledger, people
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
-from speakerfeed.store.schema import deliveries
+from speakerfeed.store.schema import deliveries, subscribers
 from speakerfeed.transports.base import Batch, DeliveryResult, InFlight, Outcome, TransportError
 from speakerfeed.transports.memory import MemoryTransport
 from speakerfeed.transports.outbox import OutboxTransport
@@ -93,10 +93,14 @@ def test_every_confirmed_subscriber_gets_one_message(store: Engine, settings: Se
     assert again.sent == []
 
 
+@pytest.mark.parametrize("audience", ["recorded", "added as it goes"])
 def test_someone_who_leaves_during_a_send_gets_nothing_more(
-    store: Engine, settings: Settings
+    store: Engine, settings: Settings, audience: str
 ) -> None:
-    start(store)
+    if audience == "recorded":
+        start(store)
+    else:
+        start_without_audience(store)
 
     leavers: list[str] = []
 
@@ -117,7 +121,9 @@ def test_someone_who_leaves_during_a_send_gets_nothing_more(
     report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
     sent = {message.envelope_to for message in transport.sent}
     assert len(leavers) == 2 and not sent & set(leavers)
-    assert report.counts["skipped"] == 2 and report.counts["sent"] == 27
+    # One who unsubscribes before being added is not in the send's audience at all.
+    assert report.counts["skipped"] == (2 if audience == "recorded" else 1)
+    assert report.counts["sent"] == 27
 
 
 def test_outcomes_are_recorded_and_deferred_rows_return_to_pending(
@@ -322,6 +328,27 @@ def test_the_audience_is_added_taken_a_batch_at_a_time_in_subscriber_order_once(
     for number, batch in enumerate(batches, start=1):
         assert {taken_by[i] for i in batch.ids} <= {("sending", f"w{number}")}
         assert sorted(batch.rowids) == (batch.ids if store.dialect.name == "sqlite" else [])
+
+
+def test_rows_taken_as_added_are_screened_for_suppression_and_erasure(store: Engine) -> None:
+    start_without_audience(store)
+    with store.begin() as conn:
+        taken = ledger.claim_audience(conn, "daily-1", worker="w", named_cadences=(), limit=10)
+        addresses = dict(conn.execute(select(subscribers.c.id, subscribers.c.email)).all())
+    assert taken.confirmed and len(taken.ids) == 10
+    suppressed, erased = (addresses[taken.ids[3]], addresses[taken.ids[7]])
+    with store.begin() as conn:  # between the take and the screen
+        repo.suppress(conn, repo.address_hash(SECRET, suppressed), "complained")
+        assert people.erase(conn, erased, SECRET)
+    with store.begin() as conn:
+        chosen = ledger.screen(conn, "daily-1", taken, secret=SECRET)
+        states = dict(conn.execute(select(deliveries.c.subscriber_id, deliveries.c.state)).all())
+    assert [person.id for person in chosen] == [
+        i for i in taken.ids if i not in (taken.ids[3], taken.ids[7])
+    ]
+    assert {person.email for person in chosen}.isdisjoint({suppressed, erased})
+    assert states[taken.ids[3]] == states[taken.ids[7]] == "skipped"
+    assert sorted(states.values()) == ["sending"] * 8 + ["skipped"] * 2
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -530,6 +557,7 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
         added = plan(chunk, chunk_parameters)
         taken = plan(ledger_sqlite.TAKE, ("w", "2023-11-29 07:00:00.000000", "daily-1", 10))
         screened = plan(ledger_sqlite.STILL_SUBSCRIBED, ("daily", '["a"]'))
+        read = plan(ledger_sqlite.PEOPLE, ('["a"]',))
         suppressed = plan(ledger_sqlite.SUPPRESSED, ('["a"]',))
         recorded = plan(
             ledger_sqlite.SET_BY_ROWID.format(columns="state = ?", only_from=""),
@@ -543,6 +571,7 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
     assert "INDEX ix_deliveries_pending" in taken, taken
     assert "COVERING INDEX ix_subscriptions_list_status" in screened, screened
     assert "SEARCH subscribers USING INDEX" in screened, screened
+    assert "SEARCH subscribers USING INDEX sqlite_autoindex_subscribers" in read, read
     assert "SEARCH suppressions USING" in suppressed, suppressed
     assert "USING INTEGER PRIMARY KEY (rowid=?)" in recorded, recorded
     assert "autoindex" not in recorded, recorded

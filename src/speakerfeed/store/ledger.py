@@ -175,7 +175,7 @@ def claim_audience(
         ids = sorted(conn.execute(people.returning(deliveries.c.subscriber_id)).scalars())
     if len(ids) < limit:
         conn.execute(update(sends).where(sends.c.id == send_id).values(audience_complete=True))
-    return Taken(ids, rowids)
+    return Taken(ids, rowids, confirmed=True)
 
 
 def audience_left(conn: Connection, send_id: str, *, named_cadences: Collection[str]) -> int:
@@ -268,10 +268,13 @@ def claim(
 class Taken:
     """The rows ``take`` marked ``sending``: their subscriber ids in order, and on SQLite each
     row's rowid, by which ``screen`` and ``record`` find it again (one lookup in the table, not
-    one in the primary key's index and then one in the table)."""
+    one in the primary key's index and then one in the table). ``confirmed``: the rows were
+    added from the list's confirmed subscribers as they were taken (``claim_audience``), so
+    ``screen`` need not read their subscriptions again, only whether they are suppressed."""
 
     ids: list[str]
     rowids: Mapping[str, int] = field(default_factory=dict)
+    confirmed: bool = False
 
 
 def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> Taken:
@@ -303,10 +306,17 @@ def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> Taken:
 
 def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> list[Subscriber]:
     """Of the rows just taken (``sending``), the people still subscribed to the list and not
-    suppressed, in subscriber order; the others are marked ``skipped``."""
+    suppressed, in subscriber order; the others are marked ``skipped``. (Rows taken as they
+    were added, ``taken.confirmed``, were confirmed subscribers a moment ago: only whether the
+    person is still in the store, and not suppressed, is read.)"""
     ids = taken.ids
-    list_name = conn.execute(select(sends.c.list_name).where(sends.c.id == send_id)).scalar_one()
-    people = _still_subscribed(conn, list_name, ids)
+    if taken.confirmed:
+        people = _people(conn, ids)
+    else:
+        list_name = conn.execute(
+            select(sends.c.list_name).where(sends.c.id == send_id)
+        ).scalar_one()
+        people = _still_subscribed(conn, list_name, ids)
     hashed = _address_hasher(secret)
     hashes = [hashed(email) for _, email, _ in people]
     suppressed = _suppressed(conn, hashes)
@@ -347,6 +357,18 @@ def _still_subscribed(
     rows = conn.execute(
         select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
         .where(subscribers.c.id.in_(confirmed))
+        .order_by(subscribers.c.id)
+    )
+    return [(subscriber_id, email, name) for subscriber_id, email, name in rows.all()]
+
+
+def _people(conn: Connection, ids: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(id, email, name) of those of ``ids`` still in the store (not erased), in id order."""
+    if conn.dialect.name == "sqlite":
+        return ledger_sqlite.people(conn, ids)
+    rows = conn.execute(
+        select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
+        .where(_among(conn, subscribers.c.id, ids))
         .order_by(subscribers.c.id)
     )
     return [(subscriber_id, email, name) for subscriber_id, email, name in rows.all()]

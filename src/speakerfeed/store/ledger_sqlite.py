@@ -47,6 +47,10 @@ WHERE id IN (
 )
 """
 
+PEOPLE = """
+SELECT id, email, name FROM subscribers WHERE id IN (SELECT value FROM json_each(?))
+"""
+
 SUPPRESSED = """
 SELECT address_hash FROM suppressions WHERE address_hash IN (SELECT value FROM json_each(?))
 """
@@ -86,6 +90,13 @@ def still_subscribed(
     """(id, email, name) of those of ``ids`` still confirmed on the list, in id order."""
     rows = driver(conn).execute(STILL_SUBSCRIBED, (list_name, json.dumps(ids))).fetchall()
     rows.sort()  # they come in id order as the index is read: cheap, and not relied on
+    return rows
+
+
+def people(conn: Connection, ids: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(id, email, name) of those of ``ids`` in the store, in id order."""
+    rows = driver(conn).execute(PEOPLE, (json.dumps(ids),)).fetchall()
+    rows.sort()
     return rows
 
 
