@@ -74,7 +74,7 @@ def populate(
     engine: Engine, people: int = PEOPLE, *, record_audience: bool = True
 ) -> tuple[set[str], set[str]]:
     """(addresses that must get the digest, addresses that must not). Without
-    ``record_audience`` the senders add the send's rows as they go (10 batches of 8 at a time),
+    ``record_audience`` the senders add the send's rows as they go (a batch of 8 at a time),
     so a kill can also land while they add them."""
     upgrade(engine)
     wanted, unwanted = set(), set()
