@@ -316,7 +316,7 @@ def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> li
         list_name = conn.execute(
             select(sends.c.list_name).where(sends.c.id == send_id)
         ).scalar_one()
-        people = _still_subscribed(conn, list_name, ids)
+        people = _people(conn, ids, confirmed_on=list_name)
     hashed = _address_hasher(secret)
     hashes = [hashed(email) for _, email, _ in people]
     suppressed = _suppressed(conn, hashes)
@@ -341,34 +341,27 @@ def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> li
     return chosen
 
 
-def _still_subscribed(
-    conn: Connection, list_name: str, ids: Sequence[str]
+def _people(
+    conn: Connection, ids: Sequence[str], *, confirmed_on: str | None = None
 ) -> list[tuple[str, str, str]]:
-    """(id, email, name) of those of ``ids`` still confirmed on the list, in id order."""
+    """(id, email, name) of those of ``ids`` still in the store (not erased), in id order; with
+    ``confirmed_on``, only those still confirmed on that list."""
     if conn.dialect.name == "sqlite":
-        return ledger_sqlite.still_subscribed(conn, list_name, ids)
-    # "IN (confirmed ids among these)" reads the status from the (list, status, id) index; a
-    # join or EXISTS on the subscription reads each one's table row as well.
-    confirmed = select(subscriptions.c.subscriber_id).where(
-        subscriptions.c.list_name == list_name,
-        subscriptions.c.status == "confirmed",
-        _among(conn, subscriptions.c.subscriber_id, ids),
-    )
+        return ledger_sqlite.people(conn, ids, confirmed_on=confirmed_on)
+    among: ColumnElement[bool] = _among(conn, subscribers.c.id, ids)
+    if confirmed_on is not None:
+        # "IN (confirmed ids among these)" reads the status from the (list, status, id) index;
+        # a join or EXISTS on the subscription reads each one's table row as well.
+        among = subscribers.c.id.in_(
+            select(subscriptions.c.subscriber_id).where(
+                subscriptions.c.list_name == confirmed_on,
+                subscriptions.c.status == "confirmed",
+                _among(conn, subscriptions.c.subscriber_id, ids),
+            )
+        )
     rows = conn.execute(
         select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
-        .where(subscribers.c.id.in_(confirmed))
-        .order_by(subscribers.c.id)
-    )
-    return [(subscriber_id, email, name) for subscriber_id, email, name in rows.all()]
-
-
-def _people(conn: Connection, ids: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(id, email, name) of those of ``ids`` still in the store (not erased), in id order."""
-    if conn.dialect.name == "sqlite":
-        return ledger_sqlite.people(conn, ids)
-    rows = conn.execute(
-        select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
-        .where(_among(conn, subscribers.c.id, ids))
+        .where(among)
         .order_by(subscribers.c.id)
     )
     return [(subscriber_id, email, name) for subscriber_id, email, name in rows.all()]

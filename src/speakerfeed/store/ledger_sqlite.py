@@ -84,19 +84,16 @@ def take(
     return dict(rows)
 
 
-def still_subscribed(
-    conn: Connection, list_name: str, ids: Sequence[str]
+def people(
+    conn: Connection, ids: Sequence[str], *, confirmed_on: str | None = None
 ) -> list[tuple[str, str, str]]:
-    """(id, email, name) of those of ``ids`` still confirmed on the list, in id order."""
-    rows = driver(conn).execute(STILL_SUBSCRIBED, (list_name, json.dumps(ids))).fetchall()
+    """(id, email, name) of those of ``ids`` in the store, in id order; with ``confirmed_on``,
+    only those still confirmed on that list."""
+    if confirmed_on is None:
+        rows = driver(conn).execute(PEOPLE, (json.dumps(ids),)).fetchall()
+    else:
+        rows = driver(conn).execute(STILL_SUBSCRIBED, (confirmed_on, json.dumps(ids))).fetchall()
     rows.sort()  # they come in id order as the index is read: cheap, and not relied on
-    return rows
-
-
-def people(conn: Connection, ids: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(id, email, name) of those of ``ids`` in the store, in id order."""
-    rows = driver(conn).execute(PEOPLE, (json.dumps(ids),)).fetchall()
-    rows.sort()
     return rows
 
 
