@@ -150,7 +150,7 @@ def generate(folder: Path, count: int, seed: int = 5) -> None:
 def child(phase: str, work: Path) -> dict[str, Any]:
     """Runs in a fresh process; returns the timings of one phase."""
     from speakerfeed.config import load_settings
-    from speakerfeed.publish import Builder
+    from speakerfeed.feeds.build import Builder
 
     settings = load_settings(work / "config.toml")
     if phase == "full":

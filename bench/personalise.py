@@ -34,10 +34,11 @@ from typing import Any
 
 from measure import SPEAKER_CONFIG
 from speakerfeed.config import Settings, settings_from_mapping
-from speakerfeed.messages import MessageTemplate, verify
+from speakerfeed.digest.letter import MessageTemplate
+from speakerfeed.mail.placeholders import ALL, NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
+from speakerfeed.mail.tokens import verify
 from speakerfeed.models import Article, Digest, Image, RenderedDigest, Subscriber
 from speakerfeed.render import email as email_renderer
-from speakerfeed.render.placeholders import ALL, NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
 
 HERE = Path(__file__).resolve().parent
 BUDGET = {"messages_per_second": 20_000, "peak_rss_mb": 200.0}

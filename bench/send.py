@@ -177,7 +177,7 @@ class Sink:
 
 def child(options: dict[str, Any]) -> dict[str, Any]:
     from speakerfeed.config import settings_from_mapping
-    from speakerfeed.dispatch import run_send
+    from speakerfeed.digest.deliver import run_send
     from speakerfeed.store import ledger
     from speakerfeed.store.engine import engine_for_url
     from speakerfeed.transports.base import Transport

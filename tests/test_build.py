@@ -12,7 +12,7 @@ import feedparser
 from lxml import etree
 
 from speakerfeed.config import Settings
-from speakerfeed.publish import Builder
+from speakerfeed.feeds.build import Builder
 from tests.support.feed_server import Reply, running_server
 from tests.support.feedcheck import ATOM, check_atom, check_json_feed, check_rss
 from tests.support.project import make_project, markdown_article

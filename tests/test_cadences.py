@@ -14,18 +14,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from speakerfeed import dispatch, schedule
+from speakerfeed import schedule
 from speakerfeed.config import Settings
-from speakerfeed.digest_archive import last_issued, write_digest_archive
-from speakerfeed.digests import digest_id, next_digest
+from speakerfeed.digest import deliver as dispatch
+from speakerfeed.digest.archive import last_issued, write_digest_archive
+from speakerfeed.digest.issue import open_send
+from speakerfeed.digest.prepare import prepare
+from speakerfeed.digest.select import digest_id, next_digest
 from speakerfeed.errors import ConfigError
 from speakerfeed.models import RenderedDigest
-from speakerfeed.preview import prepare
-from speakerfeed.sending import open_send, unfinished_send
 from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import engine_for_url, upgrade
+from speakerfeed.store.schedules import set_paused
 from speakerfeed.store.schema import deliveries, sends
+from speakerfeed.store.sends import unfinished_send
 from speakerfeed.transports.memory import MemoryTransport
 from tests.support.cli import run_speakerfeed
 from tests.support.project import BASE_CONFIG, make_project, markdown_article
@@ -292,7 +295,7 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
             settings, store, refresh=lambda: None, wake_senders=lambda: woken.append(True)
         )
     )
-    schedule.set_paused(store, "daily", True)
+    set_paused(store, "daily", True)
     runs = schedule.planned_runs(settings, store)
     assert [(run.job, run.schedule, run.paused) for run in runs] == [
         ("digest:daily", "0 7 * * *", True),
@@ -304,7 +307,7 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
         assert conn.execute(select(sends.c.id)).first() is None
     assert not woken
 
-    schedule.set_paused(store, "daily", False)
+    set_paused(store, "daily", False)
     schedule.digest_job("daily", "weekly")
     schedule.digest_job("daily", "monthly")  # a job left over from an old config: nothing done
     with store.begin() as conn:

@@ -10,9 +10,9 @@ import pytest
 from lxml import html as lxml_html
 
 from speakerfeed.config import Settings
-from speakerfeed.digest_archive import web_copy, write_digest_archive
+from speakerfeed.digest.archive import web_copy, write_digest_archive
+from speakerfeed.mail import placeholders
 from speakerfeed.models import Digest, RenderedDigest
-from speakerfeed.render import placeholders
 from tests.support.browser import (
     PageFactory,
     StaticServer,
@@ -104,7 +104,7 @@ def test_archive_index_is_accessible(
 
 
 def test_the_last_issued_digest_is_where_the_next_one_starts(settings: Settings) -> None:
-    from speakerfeed.digest_archive import last_issued
+    from speakerfeed.digest.archive import last_issued
 
     assert last_issued(settings, "daily") is None
     for day in (3, 1, 2):

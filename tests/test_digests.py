@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from speakerfeed.config import ListSettings
-from speakerfeed.digests import digest_id, next_digest, select_articles
+from speakerfeed.digest.select import digest_id, next_digest, select_articles
 from tests.support.project import project_settings
 from tests.test_feeds import _article
 

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
-from speakerfeed import dispatch
 from speakerfeed.config import Settings
+from speakerfeed.digest import deliver as dispatch
+from speakerfeed.errors import TransportError
+from speakerfeed.models import Batch, DeliveryResult, Outcome
 from speakerfeed.store import ledger, people
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.schema import deliveries, subscribers
-from speakerfeed.transports.base import Batch, DeliveryResult, InFlight, Outcome, TransportError
+from speakerfeed.transports.base import InFlight
 from speakerfeed.transports.memory import MemoryTransport
 from speakerfeed.transports.outbox import OutboxTransport
 from tests.support.project import make_project

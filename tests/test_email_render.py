@@ -19,11 +19,11 @@ import pytest
 from lxml import html as lxml_html
 
 from speakerfeed.config import ListSettings, Settings
+from speakerfeed.digest.letter import MessageTemplate
 from speakerfeed.errors import ConfigError
-from speakerfeed.messages.mime import MessageTemplate
+from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, Image, RenderedDigest, Subscriber
 from speakerfeed.render import email as email_render
-from speakerfeed.render import placeholders
 from speakerfeed.render.email import TEXT_WIDTH, render_digest, render_subject
 from speakerfeed.render.lint import MAX_HTML_BYTES, WARN_HTML_BYTES, Finding, lint_digest
 from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR

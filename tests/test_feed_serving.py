@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine
 from starlette.routing import Mount
 
+from speakerfeed.feeds.build import Builder
 from speakerfeed.output import write_atomic
-from speakerfeed.publish import Builder
 from speakerfeed.web.app import create_app
 from speakerfeed.web.feeds import (
     CACHE_FEED,

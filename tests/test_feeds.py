@@ -10,12 +10,12 @@ import feedparser
 import pytest
 from lxml import etree
 
-from speakerfeed.collect import collect
 from speakerfeed.config import Settings
+from speakerfeed.feeds.plan import feed_sets, plan_documents
 from speakerfeed.models import Article, Image
-from speakerfeed.plan import feed_sets, plan_documents
 from speakerfeed.render.feeds import FORMATS, FeedDocument, render
 from speakerfeed.sources.base import ReaderContext
+from speakerfeed.sources.collect import collect
 from speakerfeed.sources.folder import article_fingerprint
 from speakerfeed.sources.plaintext import PlainTextReader
 from tests.support.feedcheck import ATOM, FH, check_atom, check_json_feed, check_rss

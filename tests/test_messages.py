@@ -17,18 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speakerfeed.config import ListSettings, Settings
-from speakerfeed.messages import (
-    HeaderError,
-    MessageError,
-    MessageTemplate,
-    safe_address,
-    safe_header_value,
-    sign,
-    verify,
-)
-from speakerfeed.messages.fields import display_name as fast_display_name
+from speakerfeed.digest.letter import MessageTemplate
+from speakerfeed.errors import HeaderError, MessageError
+from speakerfeed.mail.fields import display_name as fast_display_name
+from speakerfeed.mail.headers import safe_address, safe_header_value
+from speakerfeed.mail.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
+from speakerfeed.mail.tokens import sign, verify
 from speakerfeed.models import Digest, RenderedDigest, Subscriber
-from speakerfeed.render.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
 from tests.support.project import project_settings
 
 SECRET = b"0123456789abcdef0123456789abcdef"
@@ -480,7 +475,7 @@ def test_a_token_verifies_for_its_purpose_subscriber_and_list() -> None:
 
 
 def test_the_signer_of_a_send_makes_the_tokens_sign_makes() -> None:
-    from speakerfeed.messages.tokens import Signer
+    from speakerfeed.mail.tokens import Signer
 
     signer = Signer(SECRET, "daily", ("unsubscribe", "preferences"))
     for subscriber_id in ("a", "sub-1", "李雷.with.dots", "x" * 200, "QUJD-_09", "ab", "abc"):

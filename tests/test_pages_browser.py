@@ -20,7 +20,7 @@ import pytest
 from feedgen.feed import FeedGenerator
 from lxml import etree, html
 
-from speakerfeed.publish import Builder
+from speakerfeed.feeds.build import Builder
 from speakerfeed.render.pages import (
     DEFAULT_TEMPLATES_DIR,
     FeedSetLink,

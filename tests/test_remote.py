@@ -13,8 +13,8 @@ import pytest
 
 from speakerfeed.config import Settings, settings_from_mapping
 from speakerfeed.models import Article
-from speakerfeed.sanitize import clean_html as sanitize_html
 from speakerfeed.sources.remote import UpstreamResult, refresh_upstreams
+from speakerfeed.sources.sanitize import clean_html as sanitize_html
 from tests.support.feed_server import (
     FeedServer,
     RecordedRequest,

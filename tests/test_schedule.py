@@ -12,11 +12,12 @@ from sqlalchemy import Engine, func, select
 
 from speakerfeed import schedule
 from speakerfeed.config import Settings
-from speakerfeed.crontab import cron_days, crontab_trigger
+from speakerfeed.config.crontab import cron_days, crontab_trigger
 from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.leader import Leadership
+from speakerfeed.store.schedules import set_paused
 from speakerfeed.store.schema import deliveries, sends
 from tests.support.cli import run_speakerfeed
 from tests.support.project import make_project
@@ -128,10 +129,10 @@ def test_a_digest_job_that_fires_twice_records_one_send(engine: Engine, settings
         assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 0
     assert woken
 
-    schedule.set_paused(engine, "daily", True)
+    set_paused(engine, "daily", True)
     (run,) = schedule.planned_runs(settings, engine)
     assert run.paused and run.zone == "Europe/London"
-    schedule.set_paused(engine, "daily", False)
+    set_paused(engine, "daily", False)
     (run,) = schedule.planned_runs(settings, engine)
     assert not run.paused and run.next_run is not None and run.next_run.hour == 7
 

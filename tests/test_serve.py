@@ -154,7 +154,7 @@ def test_a_reader_subscribes_confirms_from_the_outbox_and_unsubscribes(
     """The issue's "done when", through the real `speakerfeed serve` on embedded defaults."""
     import re
 
-    from speakerfeed.messages import tokens
+    from speakerfeed.mail import tokens
 
     public = "https://www.speakernews.co.uk"  # app_url defaults to site.url
     with httpx.Client(base_url=server, timeout=10) as http:

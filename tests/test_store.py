@@ -67,8 +67,8 @@ def test_autogenerate_finds_no_difference_between_migrations_and_schema(engine: 
 
 
 def test_a_send_under_way_survives_the_ledger_index_migrations(engine: Engine) -> None:
+    from speakerfeed.models import DeliveryResult, Outcome
     from speakerfeed.store import ledger
-    from speakerfeed.transports.base import DeliveryResult, Outcome
 
     upgrade(engine, "0005")  # before the pending-only and covering indexes
     with engine.begin() as conn:

@@ -18,15 +18,24 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from speakerfeed.messages import HeaderError, MessageTemplate, verify
-from speakerfeed.messages.batch_mime import BatchTemplate
-from speakerfeed.models import Digest, RenderedDigest, Subscriber
-from speakerfeed.render.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Recipient, TransportError
+from speakerfeed.config.delivery import DeliverySettings, TransportName
+from speakerfeed.digest.letter import MessageTemplate
+from speakerfeed.errors import HeaderError, TransportError
+from speakerfeed.mail.mime import BatchTemplate
+from speakerfeed.mail.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
+from speakerfeed.mail.tokens import verify
+from speakerfeed.models import (
+    Batch,
+    DeliveryResult,
+    Digest,
+    Outcome,
+    Recipient,
+    RenderedDigest,
+    Subscriber,
+)
 from speakerfeed.transports.memory import MemoryTransport
 from speakerfeed.transports.outbox import OutboxTransport
 from speakerfeed.transports.registry import TRANSPORTS, transport_from_settings
-from speakerfeed.transports.settings import DeliverySettings, TransportName
 from tests.support.project import project_settings
 from tests.test_messages import check_lines
 

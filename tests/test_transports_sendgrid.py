@@ -28,13 +28,13 @@ from sendgrid.helpers.mail import (
     To,
 )
 
-from speakerfeed.models import Subscriber
-from speakerfeed.render.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
-from speakerfeed.transports.base import Outcome, TransportError
+from speakerfeed.config.delivery import DeliverySettings, SendGridSettings
+from speakerfeed.errors import TransportError
+from speakerfeed.mail.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
+from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.transports.registry import transport_from_settings
 from speakerfeed.transports.sendgrid import SendGridTransport
 from speakerfeed.transports.sendgrid_payload import HTML_KEYS, KEY_ARG, SendGridPayload
-from speakerfeed.transports.settings import DeliverySettings, SendGridSettings
 from tests.support.sendgrid_server import (
     DROP,
     Reply,

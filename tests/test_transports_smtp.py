@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from speakerfeed import dispatch
-from speakerfeed.messages.batch_mime import BatchTemplate
+from speakerfeed.config.delivery import DeliverySettings, SmtpSettings
+from speakerfeed.digest import deliver as dispatch
+from speakerfeed.mail.mime import BatchTemplate
+from speakerfeed.models import Outcome, Recipient
 from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
-from speakerfeed.transports.base import Outcome, Recipient
 from speakerfeed.transports.registry import transport_from_settings
-from speakerfeed.transports.settings import DeliverySettings, SmtpSettings
 from speakerfeed.transports.smtp import NOOP_AFTER_IDLE_SECONDS, SmtpTransport
 from tests.support.project import make_project
 from tests.support.smtp_server import (

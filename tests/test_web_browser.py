@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page
 
-from speakerfeed.messages import tokens
+from speakerfeed.mail import tokens
 from tests.support.browser import (
     PageFactory,
     assert_no_axe_violations,

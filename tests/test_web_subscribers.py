@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from speakerfeed.messages import tokens
+from speakerfeed.mail import tokens
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.schema import consent_records, rate_limits, subscriptions, suppressions
 from tests.support.webapp import SECRET, ReaderSite, reader_site, start
@@ -466,7 +466,7 @@ def test_the_list_unsubscribe_header_of_a_real_digest_works_in_one_click(
     """A digest sent through the ledger; a mail provider POSTs its List-Unsubscribe URL."""
     from datetime import UTC, datetime
 
-    from speakerfeed import dispatch
+    from speakerfeed.digest import deliver as dispatch
     from speakerfeed.store import ledger
     from speakerfeed.transports.memory import MemoryTransport
 

@@ -17,18 +17,21 @@ from sqlalchemy import Connection, Engine, func, select
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from speakerfeed.store import subscribers as repo
-from speakerfeed.store.engine import upgrade
-from speakerfeed.store.schema import consent_records, subscriptions, suppressions, webhook_events
-from speakerfeed.webhooks import WebhookError, apply_events, parse_events, verify_signature
-from speakerfeed.webhooks.sendgrid import (
-    MAX_BODY_BYTES,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
+from speakerfeed.errors import (
     MalformedPayloadError,
     PayloadTooLargeError,
     SignatureError,
     StaleTimestampError,
+    WebhookError,
+)
+from speakerfeed.store import subscribers as repo
+from speakerfeed.store.engine import upgrade
+from speakerfeed.store.schema import consent_records, subscriptions, suppressions, webhook_events
+from speakerfeed.webhooks import apply_events, parse_events, verify_signature
+from speakerfeed.webhooks.sendgrid import (
+    MAX_BODY_BYTES,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     sendgrid_events_endpoint,
 )
 from tests.support.asgi_server import running

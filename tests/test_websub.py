@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from speakerfeed.websub import ATTEMPTS, notify_hub
+from speakerfeed.feeds.websub import ATTEMPTS, notify_hub
 from tests.support.asgi_server import running
 
 

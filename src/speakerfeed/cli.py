@@ -15,7 +15,8 @@ import click
 from speakerfeed import __version__
 from speakerfeed.config import Settings, config_path, load_settings
 from speakerfeed.errors import ConfigError, Problem, SpeakerfeedError
-from speakerfeed.publish import Builder, ProgressCallback
+from speakerfeed.feeds.build import Builder
+from speakerfeed.sources.read import ProgressCallback, read_articles
 
 log = logging.getLogger("speakerfeed")
 
@@ -131,7 +132,7 @@ def check(ctx: click.Context, no_fetch: bool) -> None:
     Nothing is written.
     """
     settings = _load(ctx)
-    _, report = Builder(settings, fetch_upstreams=not no_fetch).read_articles()
+    _, report = read_articles(settings, fetch_upstreams=not no_fetch)
     _print_problems(report.problems)
     errors = len(report.errors)
     click.echo(
@@ -153,7 +154,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
     schedule (one process runs the scheduler; every process sends). 127.0.0.1 by default."""
     import uvicorn
 
-    from speakerfeed.secret_key import load_secret_key
+    from speakerfeed.config.secret_key import load_secret_key
     from speakerfeed.service import Service
     from speakerfeed.store.engine import create_engine_for, upgrade
     from speakerfeed.transports.registry import transport_from_settings
@@ -212,7 +213,7 @@ def worker(ctx: click.Context) -> None:
     import signal
     import threading
 
-    from speakerfeed.secret_key import load_secret_key
+    from speakerfeed.config.secret_key import load_secret_key
     from speakerfeed.service import Service
     from speakerfeed.store.engine import create_engine_for, upgrade
     from speakerfeed.transports.registry import transport_from_settings
@@ -299,7 +300,7 @@ def preview(
 
     Nothing is sent or recorded. Exits with 1 when the pre-send lint would block the digest.
     """
-    from speakerfeed.preview import prepare, write_preview
+    from speakerfeed.digest.prepare import prepare, write_preview
 
     settings = _load(ctx)
     list_settings = settings.require_list(list_name)
@@ -332,7 +333,7 @@ def preview(
 @click.pass_context
 def lint(ctx: click.Context, list_name: str, no_fetch: bool, cadence: str) -> None:
     """Check LIST's next digest as the pre-send lint does; exit 1 if it would be blocked."""
-    from speakerfeed.preview import prepare
+    from speakerfeed.digest.prepare import prepare
 
     settings = _load(ctx)
     list_settings = settings.require_list(list_name)
@@ -385,7 +386,7 @@ def _store(
     """A migrated engine and the secret key, or a clear message and exit 1."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from speakerfeed.secret_key import load_secret_key
+    from speakerfeed.config.secret_key import load_secret_key
     from speakerfeed.store.engine import create_engine_for, upgrade
 
     settings = _load(ctx)
@@ -538,8 +539,8 @@ def subscribers_add(
 def subscribers_remove(ctx: click.Context, email: str, list_name: str) -> None:
     """Unsubscribe EMAIL from LIST; leaving the last list also suppresses the address
     (reason "unsubscribed"), as the readers' unsubscribe page does."""
-    from speakerfeed import subscriptions
     from speakerfeed.store import subscribers as repo
+    from speakerfeed.subscriptions import membership as subscriptions
 
     address = _address(ctx, email)
     editor = subscriptions.Visitor(ip="", user_agent="speakerfeed CLI")
@@ -654,7 +655,7 @@ def _run_send(
     quiet: bool,
 ) -> None:
     """Run the send with a progress bar and print its report; exit 1 if it paused or stopped."""
-    from speakerfeed import dispatch
+    from speakerfeed.digest import deliver as dispatch
 
     with _send_progress(not quiet) as progress:
         report = dispatch.run_send(
@@ -714,12 +715,11 @@ def send(
     """
     from datetime import UTC, datetime
 
-    from speakerfeed.digests import cadence_schedule
-    from speakerfeed.models import Subscriber
-    from speakerfeed.preview import prepare
-    from speakerfeed.sending import open_send
+    from speakerfeed.digest.issue import open_send
+    from speakerfeed.digest.prepare import prepare
+    from speakerfeed.digest.select import cadence_schedule
+    from speakerfeed.models import Outcome, Subscriber
     from speakerfeed.store import subscribers as repo
-    from speakerfeed.transports.base import Outcome
     from speakerfeed.transports.registry import transport_from_settings
 
     settings = _load(ctx)
@@ -754,8 +754,8 @@ def send(
                 f"through the {settings.delivery.transport} transport (dry run: nothing sent)"
             )
         if test_to:
-            from speakerfeed.messages.mime import MessageTemplate
-            from speakerfeed.secret_key import load_secret_key
+            from speakerfeed.config.secret_key import load_secret_key
+            from speakerfeed.digest.letter import MessageTemplate
 
             address = _address(ctx, test_to)
             template = MessageTemplate.build(
@@ -875,7 +875,7 @@ def _audience_left(conn: Any, settings: Settings, send_id: str, row: Any) -> int
 @click.pass_context
 def sends_resume(ctx: click.Context, send_id: str, resend_unknown: bool, quiet: bool) -> None:
     """Carry on with an interrupted or paused send: its pending rows only."""
-    from speakerfeed import dispatch
+    from speakerfeed.digest import deliver as dispatch
     from speakerfeed.transports.registry import transport_from_settings
 
     settings = _load(ctx)
@@ -919,7 +919,7 @@ def schedule_list(ctx: click.Context) -> None:
 
 
 def _pause(ctx: click.Context, list_name: str, paused: bool) -> None:
-    from speakerfeed.schedule import set_paused
+    from speakerfeed.store.schedules import set_paused
 
     settings = _load(ctx)
     cadences = ", ".join(settings.require_list(list_name).cadences)

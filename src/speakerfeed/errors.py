@@ -77,3 +77,42 @@ class ResponseTooLargeError(FetchError):
 
 class UpstreamHTTPError(FetchError):
     pass
+
+
+class TransportError(SpeakerfeedError):
+    """A transport cannot work at all (a missing secret, an unusable setting, a batch no
+    message can be made of): raised before anything is sent, the message says what to fix."""
+
+
+class HeaderError(SpeakerfeedError):
+    """A value that cannot go into a header safely; the message names the header field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class MessageError(SpeakerfeedError):
+    """The digest cannot be turned into messages: the message says which setting to fix."""
+
+
+class WebhookError(SpeakerfeedError):
+    """A webhook request was refused; ``status`` is the HTTP answer, the message says why."""
+
+    status = 400
+
+
+class SignatureError(WebhookError):
+    status = 401
+
+
+class StaleTimestampError(WebhookError):
+    status = 403
+
+
+class PayloadTooLargeError(WebhookError):
+    status = 413
+
+
+class MalformedPayloadError(WebhookError):
+    status = 400

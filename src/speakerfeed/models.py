@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
 from typing import NamedTuple
 
 
@@ -71,7 +74,7 @@ class Digest:
 @dataclass(frozen=True, slots=True)
 class RenderedDigest:
     """A digest rendered once for every subscriber: HTML and plain text holding the markers of
-    speakerfeed.render.placeholders where per-subscriber values go."""
+    speakerfeed.mail.placeholders where per-subscriber values go."""
 
     digest: Digest
     subject: str
@@ -79,3 +82,50 @@ class RenderedDigest:
     html: str
     text: str
     view_url: str  # the digest's public web copy ("view in browser"), the same for everyone
+
+
+_NO_VALUES: Mapping[str, str] = MappingProxyType({})
+
+
+class Recipient(NamedTuple):
+    """One copy of a Batch's message. A NamedTuple, like DeliveryResult: immutable, and made a
+    million times in a send of a million, three to four times faster than a frozen dataclass
+    (whose ``__init__`` goes through ``object.__setattr__`` for every field)."""
+
+    key: str  # the caller's handle for this copy's result (the ledger row or subscriber id)
+    address: str  # bare, normalised address
+    name: str = ""
+    # marker -> plain-text value; a transport HTML-escapes it for the HTML part itself.
+    values: Mapping[str, str] = _NO_VALUES
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. List-Unsubscribe, Message-ID
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    sender: str  # From as written in config, e.g. "The Speaker <digest@example.org>"
+    subject: str
+    text: str  # text/plain part, with markers
+    html: str  # text/html part, with markers
+    recipients: tuple[Recipient, ...]
+    reply_to: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # shared, e.g. List-Id, List-Unsubscribe-Post
+    category: str = ""  # e.g. the list name: a tag providers can report by
+
+
+class Outcome(StrEnum):
+    SENT = "sent"  # the server or API accepted it
+    FAILED = "failed"  # refused for good (5xx, or a 4xx that retrying cannot fix)
+    DEFERRED = "deferred"  # refused for now, retries used up: safe to try again later
+    UNKNOWN = "unknown"  # the connection broke after the message left: it may have arrived
+
+
+class DeliveryResult(NamedTuple):
+    """What became of one recipient's copy (a NamedTuple, as Recipient)."""
+
+    key: str
+    outcome: Outcome
+    detail: str = ""  # the provider's message or error
+    provider_id: str = ""  # the provider's message or queue id when it gives one
+    # A permanent refusal of the address itself (SMTP 550 user unknown): it becomes a
+    # suppression ("bounced"), unlike a refusal of the whole message or request.
+    hard_bounce: bool = False

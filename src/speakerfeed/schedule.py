@@ -27,14 +27,14 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine
 
 from speakerfeed.config import ListSettings, Settings
-from speakerfeed.crontab import crontab_trigger
-from speakerfeed.digests import cadence_schedule, list_cadences, list_zone
-from speakerfeed.sending import open_send
+from speakerfeed.config.crontab import crontab_trigger
+from speakerfeed.digest.issue import open_send
+from speakerfeed.digest.select import cadence_schedule, list_cadences, list_zone
 from speakerfeed.store import rate_limits
-from speakerfeed.store.schema import schedule_pauses
+from speakerfeed.store.schedules import is_paused
 
 log = logging.getLogger(__name__)
 
@@ -176,23 +176,6 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
             scheduler.reschedule_job(job_id, trigger=trigger)
     scheduler.resume()
     return scheduler
-
-
-def is_paused(engine: Engine, list_name: str) -> bool:
-    with engine.connect() as conn:
-        found = conn.execute(
-            select(schedule_pauses.c.list_name).where(schedule_pauses.c.list_name == list_name)
-        )
-        return found.first() is not None
-
-
-def set_paused(engine: Engine, list_name: str, paused: bool) -> None:
-    with engine.begin() as conn:
-        conn.execute(delete(schedule_pauses).where(schedule_pauses.c.list_name == list_name))
-        if paused:
-            conn.execute(
-                schedule_pauses.insert().values(list_name=list_name, paused_at=datetime.now(UTC))
-            )
 
 
 @dataclass(frozen=True, slots=True)

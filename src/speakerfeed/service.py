@@ -18,16 +18,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine
 
-from speakerfeed import dispatch, schedule
+from speakerfeed import schedule
 from speakerfeed.config import Settings
-from speakerfeed.publish import Builder
+from speakerfeed.digest import deliver as dispatch
+from speakerfeed.feeds.build import Builder
+from speakerfeed.feeds.websub import notify_hub
 from speakerfeed.render.feeds import FORMATS
+from speakerfeed.store.engine import check_connection
 from speakerfeed.store.leader import Leadership
-from speakerfeed.store.schema import sends
+from speakerfeed.store.sends import active_send_ids
 from speakerfeed.transports.base import Transport
-from speakerfeed.websub import notify_hub
 
 log = logging.getLogger("speakerfeed.service")
 
@@ -104,7 +106,7 @@ class Service:
             "written": len(report.written),
             "problems": len(report.problems),
         }
-        # speakerfeed.publish logs the build's summary; its problems are logged one by one.
+        # speakerfeed.feeds.build logs the build's summary; its problems are logged one by one.
         for problem in report.problems:
             log.warning("build problem: %s", problem)
         changed = self._changed_feeds(report.written)
@@ -136,7 +138,7 @@ class Service:
     def _send_loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                for send_id in self._active_sends():
+                for send_id in active_send_ids(self.engine):
                     if self.stopping.is_set():
                         break
                     report = dispatch.run_send(
@@ -156,13 +158,6 @@ class Service:
             self._wake.wait(self.settings.schedule.send_poll_seconds)
             self._wake.clear()
 
-    def _active_sends(self) -> list[str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(sends.c.id).where(sends.c.state == "sending").order_by(sends.c.created_at)
-            )
-            return [str(send_id) for send_id in rows.scalars()]
-
     def _watch_articles(self) -> None:
         from watchfiles import watch
 
@@ -179,8 +174,7 @@ class Service:
 
     def health(self) -> dict[str, Any]:
         try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            check_connection(self.engine)
             database = "ok"
         except Exception as exc:
             database = f"error: {type(exc).__name__}"

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from speakerfeed.config import Settings
+from speakerfeed.models import Batch, DeliveryResult, Outcome
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.schema import subscribers, subscriptions
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Transport
+from speakerfeed.transports.base import Transport
 from speakerfeed.web.app import create_app
 from tests.support.asgi_server import running
 from tests.support.project import make_project

@@ -37,8 +37,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.errors import ConfigError, Problem
+from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, RenderedDigest
-from speakerfeed.render import placeholders
 from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR, text_direction
 
 __all__ = [

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import lxml.html
 
 from speakerfeed.config import Settings
+from speakerfeed.mail import placeholders
 from speakerfeed.models import RenderedDigest
-from speakerfeed.render import placeholders
 
 __all__ = ["GENERIC_LINK_TEXT", "MAX_HTML_BYTES", "WARN_HTML_BYTES", "Finding", "lint_digest"]
 

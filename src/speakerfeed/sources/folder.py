@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from speakerfeed.cache import ArticleCache, CachedArticle
 from speakerfeed.errors import ArticleError, Problem
+from speakerfeed.forked import PARALLEL_MINIMUM, Progress, map_forked, worker_count
 from speakerfeed.models import Article
-from speakerfeed.parallel import PARALLEL_MINIMUM, Progress, map_forked, worker_count
 from speakerfeed.sources.base import ArticleReader, ReaderContext, xml_safe
+from speakerfeed.sources.cache import ArticleCache, CachedArticle
 from speakerfeed.sources.markdown import MarkdownReader
 from speakerfeed.sources.plaintext import PlainTextReader
 

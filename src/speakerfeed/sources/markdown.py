@@ -39,8 +39,8 @@ from slugify import slugify
 
 from speakerfeed.errors import ArticleError
 from speakerfeed.models import Article, Image
-from speakerfeed.sanitize import clean_html
 from speakerfeed.sources.base import ReaderContext, plain_text, stable_id, summarize
+from speakerfeed.sources.sanitize import clean_html
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[-_]")

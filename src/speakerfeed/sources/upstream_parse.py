@@ -1,8 +1,8 @@
 """A fetched upstream body to checked Entries: read it, vet each entry's links, sanitise, dedupe.
 
 Everything here is untrusted input: every HTML field goes through the shared allow-list
-(``speakerfeed.sanitize``), every text field loses XML-illegal characters, and an entry whose link
-is not http(s) is skipped with a reason.
+(``speakerfeed.sources.sanitize``), every text field loses XML-illegal characters, and an entry
+whose link is not http(s) is skipped with a reason.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from urllib.parse import urljoin
 
 import httpx
 
-from speakerfeed.sanitize import clean_html
 from speakerfeed.sources.base import plain_text, summarize, xml_safe
 from speakerfeed.sources.jsonfeed import looks_like_json, read_json_feed
+from speakerfeed.sources.sanitize import clean_html
 from speakerfeed.sources.upstream_entry import Entry, RawEntry
 from speakerfeed.sources.xmlfeed import read_xml_feed
 

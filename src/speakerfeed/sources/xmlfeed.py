@@ -26,7 +26,8 @@ def read_xml_feed(body: bytes, content_type: str) -> list[RawEntry]:
     try:
         # A stream, never the bytes themselves: feedparser.parse() opens a bytes argument as a
         # file path when it can, so a body reading "/etc/passwd" would be read from our disk.
-        # sanitize_html=False: speakerfeed.sanitize (nh3) is the one sanitiser, with our allow-list.
+        # sanitize_html=False: speakerfeed.sources.sanitize (nh3) is the one sanitiser, with our
+        # allow-list.
         headers = {"content-type": content_type} if content_type else {}
         parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
     except Exception as exc:  # untrusted input can trip any parser bug; report, don't crash

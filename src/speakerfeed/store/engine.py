@@ -9,7 +9,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 from speakerfeed.config import Settings
@@ -81,3 +81,9 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_connection(engine: Engine) -> None:
+    """Raises when the database cannot answer a trivial query (the health check)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -59,8 +59,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ColumnElement
 
-from speakerfeed.messages.tokens import KeyedHmac
-from speakerfeed.models import Subscriber
+from speakerfeed.mail.tokens import KeyedHmac
+from speakerfeed.models import DeliveryResult, Outcome, Subscriber
 from speakerfeed.store import ledger_sqlite
 from speakerfeed.store.schema import (
     DELIVERY_STATES,
@@ -70,13 +70,7 @@ from speakerfeed.store.schema import (
     subscriptions,
     suppressions,
 )
-from speakerfeed.store.subscribers import (
-    address_hash,
-    normalise_email,
-    on_cadence,
-    suppress,
-)
-from speakerfeed.transports.base import DeliveryResult, Outcome
+from speakerfeed.store.subscribers import address_hash, normalise_email, on_cadence, suppress
 
 _OUTCOME_STATE = {
     Outcome.SENT: "sent",

@@ -6,7 +6,7 @@ over and, for a transport that sends in the background (SendGrid), returns befor
 
 A ``Batch`` is one message rendered once (subject, text, HTML, shared headers) and the
 recipients who each get their own copy, with the few values that differ per recipient
-(``Recipient.values``, keyed by the markers of speakerfeed.render.placeholders, and
+(``Recipient.values``, keyed by the markers of speakerfeed.mail.placeholders, and
 per-recipient headers). SMTP and the outbox fill the markers in to make one MIME message per
 recipient; SendGrid sends the shared parts once per request with one personalization
 (substitutions and headers) per recipient.
@@ -15,64 +15,11 @@ recipient; SendGrid sends the shared parts once per request with one personaliza
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
-from types import MappingProxyType, TracebackType
-from typing import ClassVar, NamedTuple, Self
+from collections.abc import Callable
+from types import TracebackType
+from typing import ClassVar, Self
 
-from speakerfeed.errors import SpeakerfeedError
-
-_NO_VALUES: Mapping[str, str] = MappingProxyType({})
-
-
-class Recipient(NamedTuple):
-    """One copy of a Batch's message. A NamedTuple, like DeliveryResult: immutable, and made a
-    million times in a send of a million, three to four times faster than a frozen dataclass
-    (whose ``__init__`` goes through ``object.__setattr__`` for every field)."""
-
-    key: str  # the caller's handle for this copy's result (the ledger row or subscriber id)
-    address: str  # bare, normalised address
-    name: str = ""
-    # marker -> plain-text value; a transport HTML-escapes it for the HTML part itself.
-    values: Mapping[str, str] = _NO_VALUES
-    headers: tuple[tuple[str, str], ...] = ()  # e.g. List-Unsubscribe, Message-ID
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    sender: str  # From as written in config, e.g. "The Speaker <digest@example.org>"
-    subject: str
-    text: str  # text/plain part, with markers
-    html: str  # text/html part, with markers
-    recipients: tuple[Recipient, ...]
-    reply_to: str = ""
-    headers: tuple[tuple[str, str], ...] = ()  # shared, e.g. List-Id, List-Unsubscribe-Post
-    category: str = ""  # e.g. the list name: a tag providers can report by
-
-
-class Outcome(StrEnum):
-    SENT = "sent"  # the server or API accepted it
-    FAILED = "failed"  # refused for good (5xx, or a 4xx that retrying cannot fix)
-    DEFERRED = "deferred"  # refused for now, retries used up: safe to try again later
-    UNKNOWN = "unknown"  # the connection broke after the message left: it may have arrived
-
-
-class DeliveryResult(NamedTuple):
-    """What became of one recipient's copy (a NamedTuple, as Recipient)."""
-
-    key: str
-    outcome: Outcome
-    detail: str = ""  # the provider's message or error
-    provider_id: str = ""  # the provider's message or queue id when it gives one
-    # A permanent refusal of the address itself (SMTP 550 user unknown): it becomes a
-    # suppression ("bounced"), unlike a refusal of the whole message or request.
-    hard_bounce: bool = False
-
-
-class TransportError(SpeakerfeedError):
-    """A transport cannot work at all (a missing secret, an unusable setting, a batch no
-    message can be made of): raised before anything is sent, the message says what to fix."""
+from speakerfeed.models import Batch, DeliveryResult
 
 
 class InFlight:

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from speakerfeed.messages.batch_mime import BatchTemplate
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Recipient, Transport
+from speakerfeed.mail.mime import BatchTemplate
+from speakerfeed.models import Batch, DeliveryResult, Outcome, Recipient
+from speakerfeed.transports.base import Transport
 from speakerfeed.transports.one_by_one import send_one_by_one
 
 _PARSER = email.parser.BytesParser(policy=email.policy.default)

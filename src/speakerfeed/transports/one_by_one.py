@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from speakerfeed.errors import SpeakerfeedError
-from speakerfeed.messages.batch_mime import BatchTemplate
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Recipient
+from speakerfeed.mail.mime import BatchTemplate
+from speakerfeed.models import Batch, DeliveryResult, Outcome, Recipient
 
 Deliver = Callable[[BatchTemplate, Recipient, bytes], DeliveryResult]
 

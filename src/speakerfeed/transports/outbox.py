@@ -17,8 +17,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from speakerfeed.messages.batch_mime import BatchTemplate
-from speakerfeed.transports.base import Batch, DeliveryResult, Outcome, Recipient, Transport
+from speakerfeed.mail.mime import BatchTemplate
+from speakerfeed.models import Batch, DeliveryResult, Outcome, Recipient
+from speakerfeed.transports.base import Transport
 from speakerfeed.transports.one_by_one import send_one_by_one
 
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")

@@ -10,8 +10,9 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from speakerfeed.transports.base import Transport, TransportError
-from speakerfeed.transports.settings import DeliverySettings
+from speakerfeed.config.delivery import DeliverySettings
+from speakerfeed.errors import TransportError
+from speakerfeed.transports.base import Transport
 
 Maker = Callable[[DeliverySettings, Path, Mapping[str, str]], Transport]
 

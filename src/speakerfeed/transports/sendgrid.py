@@ -33,18 +33,11 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from speakerfeed.errors import SpeakerfeedError
-from speakerfeed.transports.base import (
-    Batch,
-    DeliveryResult,
-    InFlight,
-    Outcome,
-    Recipient,
-    Transport,
-    TransportError,
-)
+from speakerfeed.config.delivery import SendGridSettings
+from speakerfeed.errors import SpeakerfeedError, TransportError
+from speakerfeed.models import Batch, DeliveryResult, Outcome, Recipient
+from speakerfeed.transports.base import InFlight, Transport
 from speakerfeed.transports.sendgrid_payload import SendGridPayload
-from speakerfeed.transports.settings import SendGridSettings
 
 log = logging.getLogger(__name__)
 

@@ -35,11 +35,11 @@ from sendgrid.helpers.mail import (
 )
 from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
-from speakerfeed.messages.body import MARKERS
-from speakerfeed.messages.fields import display_name, field_key, field_value, mailbox
-from speakerfeed.messages.headers import HeaderError, safe_address, safe_header_value
-from speakerfeed.messages.mime import MAX_NAME_CHARS, MessageError
-from speakerfeed.transports.base import Batch, Recipient, TransportError
+from speakerfeed.errors import HeaderError, MessageError, TransportError
+from speakerfeed.mail.body import MARKERS
+from speakerfeed.mail.fields import MAX_NAME_CHARS, display_name, field_key, field_value, mailbox
+from speakerfeed.mail.headers import safe_address, safe_header_value
+from speakerfeed.models import Batch, Recipient
 
 MAX_PERSONALIZATIONS = 1_000  # per request, and as many recipients: one "to" each
 MAX_SUBSTITUTIONS = 10_000  # per request

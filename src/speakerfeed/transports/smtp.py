@@ -32,17 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from speakerfeed.errors import SpeakerfeedError
-from speakerfeed.messages.batch_mime import BatchTemplate
-from speakerfeed.transports.base import (
-    Batch,
-    DeliveryResult,
-    Outcome,
-    Recipient,
-    Transport,
-    TransportError,
-)
-from speakerfeed.transports.settings import SmtpSettings
+from speakerfeed.config.delivery import SmtpSettings
+from speakerfeed.errors import SpeakerfeedError, TransportError
+from speakerfeed.mail.mime import BatchTemplate
+from speakerfeed.models import Batch, DeliveryResult, Outcome, Recipient
+from speakerfeed.transports.base import Transport
 
 log = logging.getLogger(__name__)
 

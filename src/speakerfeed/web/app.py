@@ -24,8 +24,8 @@ from speakerfeed.transports.base import Transport
 from speakerfeed.web import leave, preferences, signup
 from speakerfeed.web.csrf import CsrfGuard
 from speakerfeed.web.feeds import FeedFiles
-from speakerfeed.web.feeds import media_type_for as media_type_for  # re-exported
-from speakerfeed.web.feeds import wants_html as wants_html  # re-exported
+from speakerfeed.web.feeds import media_type_for as media_type_for
+from speakerfeed.web.feeds import wants_html as wants_html
 from speakerfeed.web.site import Site
 from speakerfeed.webhooks.sendgrid import sendgrid_events_endpoint
 

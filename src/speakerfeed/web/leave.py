@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from speakerfeed import subscriptions
+from speakerfeed.subscriptions import membership as subscriptions
 from speakerfeed.web.csrf import FIELD
 from speakerfeed.web.forms import field
 from speakerfeed.web.site import Site, log, visitor

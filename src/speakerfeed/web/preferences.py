@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from speakerfeed import subscriptions
 from speakerfeed.config import ListSettings
+from speakerfeed.subscriptions import membership as subscriptions
 from speakerfeed.web.forms import field
 from speakerfeed.web.site import Site, log, visitor
 

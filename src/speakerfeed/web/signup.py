@@ -2,7 +2,8 @@
 
 The form's answer is the same whatever the address: "check your inbox". Whether an email goes
 out (new or pending address, within the per-address limit, not suppressed) is decided in
-speakerfeed.subscriptions and never shown. A filled honeypot gets the same answer and no email.
+speakerfeed.subscriptions.membership and never shown. A filled honeypot gets the same answer
+and no email.
 Too many sign-ups from one IP get 429 before anything else is done.
 """
 
@@ -18,12 +19,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from speakerfeed import subscriptions
-from speakerfeed.messages import tokens
-from speakerfeed.messages.confirmation import confirmation_batch, new_message_id
-from speakerfeed.models import Subscriber
+from speakerfeed.mail import tokens
+from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.store import rate_limits
-from speakerfeed.transports.base import Outcome
+from speakerfeed.subscriptions import membership as subscriptions
+from speakerfeed.subscriptions.confirmation import confirmation_batch, new_message_id
 from speakerfeed.web.forms import client_ip, field
 from speakerfeed.web.site import Site, log, visitor
 

@@ -18,9 +18,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 
 from speakerfeed.config import ListSettings, Settings
-from speakerfeed.messages import tokens
+from speakerfeed.mail import tokens
 from speakerfeed.render.pages import base_context, render_page
-from speakerfeed.subscriptions import MailLimit, Preferences, Visitor, preferences
+from speakerfeed.subscriptions.membership import MailLimit, Preferences, Visitor, preferences
 from speakerfeed.transports.base import Transport
 from speakerfeed.web.csrf import FIELD, CsrfGuard
 from speakerfeed.web.forms import FormTooLargeError, client_ip, field, read_form

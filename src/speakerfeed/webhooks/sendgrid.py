@@ -32,7 +32,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
-from speakerfeed.errors import SpeakerfeedError
+from speakerfeed.errors import (
+    MalformedPayloadError,
+    PayloadTooLargeError,
+    SignatureError,
+    StaleTimestampError,
+    WebhookError,
+)
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.schema import subscriptions, webhook_events
 
@@ -61,28 +67,6 @@ SUPPRESSING_EVENTS = {
 # invalid ("Invalid"); other drop reasons (e.g. "Invalid SMTPAPI header", "Spam Content") are
 # about our message, not the address, so they must not suppress anyone.
 _ADDRESS_DROP = re.compile(r"^\s*(bounced address|invalid( (email )?address)?)\s*$", re.IGNORECASE)
-
-
-class WebhookError(SpeakerfeedError):
-    """A webhook request was refused; ``status`` is the HTTP answer, the message says why."""
-
-    status = 400
-
-
-class SignatureError(WebhookError):
-    status = 401
-
-
-class StaleTimestampError(WebhookError):
-    status = 403
-
-
-class PayloadTooLargeError(WebhookError):
-    status = 413
-
-
-class MalformedPayloadError(WebhookError):
-    status = 400
 
 
 @dataclass(frozen=True, slots=True)

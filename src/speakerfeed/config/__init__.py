@@ -29,8 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from speakerfeed.config.delivery import DeliverySettings
 from speakerfeed.errors import ConfigError, Problem
-from speakerfeed.transports.settings import DeliverySettings
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_PATH_ENV = "SPEAKERFEED_CONFIG"
@@ -232,7 +232,7 @@ _CADENCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,15}")
 
 
 def _crontab_line(value: str) -> str:
-    from speakerfeed.crontab import crontab_trigger
+    from speakerfeed.config.crontab import crontab_trigger
 
     try:
         crontab_trigger(value, "UTC")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import binascii
 import re
 
-from speakerfeed.errors import SpeakerfeedError
+from speakerfeed.errors import HeaderError
 
 MAX_LINE = 78  # RFC 5322 2.1.1: a line SHOULD be at most 78 characters (998 is the hard limit)
 MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3: the longest usable path
@@ -35,14 +35,6 @@ _ADDRESS = re.compile(f"{_LOCAL}@{_DOMAIN}")
 _WORD_PREFIX = "=?utf-8?b?"
 _WORD_OVERHEAD = len(_WORD_PREFIX) + 2
 _MAX_WORD = 75  # RFC 2047 2
-
-
-class HeaderError(SpeakerfeedError):
-    """A value that cannot go into a header safely; the message names the header field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 def safe_header_value(value: str, *, field: str, clean: bool = False) -> str:

@@ -12,49 +12,31 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
 from pathlib import Path
 
-from speakerfeed.cache import ArticleCache, WrittenFile, cache_key, load_cache, save_cache
-from speakerfeed.collect import collect
 from speakerfeed.config import Settings
-from speakerfeed.errors import Problem
-from speakerfeed.models import Article
+from speakerfeed.feeds.plan import FeedSet, feed_sets, plan_documents
+from speakerfeed.feeds.workers import render_in_workers
 from speakerfeed.output import write_if_changed
-from speakerfeed.parallel import render_in_workers
-from speakerfeed.plan import FeedSet, feed_sets, plan_documents
 from speakerfeed.render.feeds import FeedDocument, FeedMeta
 from speakerfeed.render.pages import FeedSetLink, render_feeds_index, static_files
-from speakerfeed.sources.base import ReaderContext
-from speakerfeed.sources.folder import read_folder
+from speakerfeed.sources.cache import ArticleCache, WrittenFile, save_cache
+from speakerfeed.sources.read import ArticleReader, ProgressCallback, ReadReport
 
 log = logging.getLogger(__name__)
 
-# Called with (phase, items just finished, items in all) while a build works, for a progress bar.
-ProgressCallback = Callable[[str, int, int], None]
-
 
 @dataclass(slots=True)
-class BuildReport:
-    files: int = 0
-    parsed: int = 0
-    articles: int = 0
-    drafts: int = 0
-    upstream_articles: int = 0
+class BuildReport(ReadReport):
     documents: int = 0
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if not p.warning]
 
     def summary(self) -> str:
         return (
@@ -63,13 +45,6 @@ class BuildReport:
             f"{self.documents} documents, {len(self.written)} written, "
             f"{len(self.removed)} removed, {len(self.problems)} problems; {self.seconds:.2f} s"
         )
-
-
-def reader_context(settings: Settings) -> ReaderContext:
-    return ReaderContext(
-        site=settings.site,
-        chrome_lines=settings.build.chrome_lines,
-    )
 
 
 def document_fingerprint(doc: FeedDocument) -> str:
@@ -113,57 +88,14 @@ class Builder:
         progress: ProgressCallback | None = None,
     ) -> None:
         self.settings = settings
-        self.fetch_upstreams = fetch_upstreams
-        self.progress = progress
-        self.context = reader_context(settings)
+        self.reader = ArticleReader(settings, fetch_upstreams=fetch_upstreams, progress=progress)
         self.output_dir = settings.output_dir
         self._output_prefix = str(self.output_dir)
-        self.cache_path = settings.cache_dir / "build.sqlite"
-        self.cache: ArticleCache | None = None
         # Outputs this Builder has written or checked on disk: a warm rebuild (serve) trusts its
         # own record of them instead of stat-ing thousands of unchanged files again.
         self._verified: set[str] = set()
         # Feed set folder -> (fingerprint of its articles, its documents' paths) as last written.
         self._written_sets: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-    def _cache(self) -> ArticleCache:
-        if self.cache is None:
-            key = cache_key(self.context, self.settings.feeds, str(self.output_dir))
-            self.cache = load_cache(self.cache_path, key)
-        return self.cache
-
-    def _phase(self, name: str) -> Callable[[int, int], None] | None:
-        callback = self.progress
-        if callback is None:
-            return None
-        return lambda done, total: callback(name, done, total)
-
-    def read_articles(self) -> tuple[list[Article], BuildReport]:
-        """Every source read and collected, without writing anything (what `check` runs)."""
-        report = BuildReport()
-        cache = self._cache()
-        folder = read_folder(
-            self.settings.articles_dir, self.context, cache, self._phase("reading articles")
-        )
-        report.files, report.parsed = folder.files, folder.parsed
-        report.problems.extend(folder.problems)
-        upstream: list[Article] = []
-        if self.fetch_upstreams and self.settings.upstream:
-            from speakerfeed.sources.remote import refresh_upstreams
-
-            fetched = refresh_upstreams(
-                self.settings, self.settings.cache_dir / "upstream.json", datetime.now(UTC)
-            )
-            upstream = fetched.articles
-            report.problems.extend(fetched.problems)
-        collected = collect(folder.articles, upstream)
-        report.problems.extend(collected.problems)
-        report.drafts = collected.drafts
-        report.articles = len(collected.articles)
-        report.upstream_articles = sum(
-            1 for a in collected.articles if a.source.startswith("upstream:")
-        )
-        return collected.articles, report
 
     def build(self) -> BuildReport:
         with _collector_paused():
@@ -171,15 +103,16 @@ class Builder:
 
     def _build(self) -> BuildReport:
         started = time.perf_counter()
-        articles, report = self.read_articles()
-        cache = self._cache()
+        report = BuildReport()
+        articles = self.reader.read(report)
+        cache = self.reader.cache
         sets = feed_sets(self.settings, articles)
         documents, wanted = self._plan(sets)
         report.documents = len(documents) + len(wanted)
         self._write_documents(documents, cache, report, wanted)
         self._write_pages(sets, cache, report, wanted)
         self._remove_stale(cache, report, wanted)
-        save_cache(self.cache_path, cache)
+        save_cache(self.reader.cache_path, cache)
         report.seconds = time.perf_counter() - started
         log.info("build: %s", report.summary())
         return report
@@ -218,7 +151,7 @@ class Builder:
             fingerprint = fingerprints[doc.path] = document_fingerprint(doc)
             if not self._is_current(doc.path, fingerprint, cache):
                 stale.append(doc)
-        progress = self._phase("writing feeds")
+        progress = self.reader.phase("writing feeds")
         for record in render_in_workers(stale, self.output_dir, progress):
             if record.written:
                 report.written.append(record.path)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from speakerfeed.config import Secrets, Settings
 from speakerfeed.errors import ConfigError, Problem
-from speakerfeed.messages.tokens import MIN_SECRET_BYTES
+
+MIN_SECRET_BYTES = 16  # HMAC keys for the links' tokens
 
 ENV = "SPEAKERFEED_SECRET_KEY"
 KEY_FILE = "var/secret.key"

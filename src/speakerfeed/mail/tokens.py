@@ -22,8 +22,9 @@ import hmac
 import re
 import time
 
+from speakerfeed.config.secret_key import MIN_SECRET_BYTES
+
 PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
-MIN_SECRET_BYTES = 16
 MAX_TOKEN_CHARS = 2048  # verify() gets tokens from URLs: refuse silly sizes before any work
 
 _MAC_BYTES = 16

@@ -13,15 +13,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from speakerfeed.config import ListSettings, Secrets, Settings
-from speakerfeed.digest_archive import last_issued
-from speakerfeed.digests import cadence_schedule, next_digest
+from speakerfeed.digest.archive import last_issued
+from speakerfeed.digest.letter import MessageTemplate
+from speakerfeed.digest.select import cadence_schedule, next_digest
 from speakerfeed.errors import Problem
-from speakerfeed.messages.mime import MessageTemplate
 from speakerfeed.models import RenderedDigest, Subscriber
 from speakerfeed.output import write_atomic
-from speakerfeed.publish import Builder
 from speakerfeed.render.email import render_digest
 from speakerfeed.render.lint import Finding, lint_digest
+from speakerfeed.sources.read import read_articles
 
 SAMPLE_SUBSCRIBER = Subscriber(id="preview-sample", email="reader@example.org", name="Sam Reader")
 # Links in a preview are never followed for real; without a configured key they are signed with
@@ -53,7 +53,7 @@ def prepare(
     """The next digest of the list's ``cadence`` ("": its own schedule) for the sample
     subscriber, or None when nothing is new since that cadence's last digest."""
     cadence_schedule(list_settings, cadence)  # refused before the articles are read
-    articles, report = Builder(settings, fetch_upstreams=fetch_upstreams).read_articles()
+    articles, report = read_articles(settings, fetch_upstreams=fetch_upstreams)
     since = last_issued(settings, list_settings.name, cadence)
     digest = next_digest(
         settings,

@@ -1,8 +1,8 @@
 """A rendered digest as a MIME message template, filled in per subscriber as bytes.
 
 Everything the subscribers share is encoded once, in ``MessageTemplate.build``: the headers, and
-the body (speakerfeed.messages.body: both parts as quoted-printable bytes split at the markers of
-speakerfeed.render.placeholders). ``personalise`` then only signs two tokens, encodes the few
+the body (speakerfeed.mail.body: both parts as quoted-printable bytes split at the markers of
+speakerfeed.mail.placeholders). ``personalise`` then only signs two tokens, encodes the few
 per-subscriber values (the name and two URLs) and joins bytes: no email-package object, template
 engine or MJML per subscriber.
 
@@ -24,24 +24,21 @@ from email.utils import format_datetime
 from urllib.parse import quote, urlsplit
 
 from speakerfeed.config import ListSettings, Settings
-from speakerfeed.errors import SpeakerfeedError
-from speakerfeed.messages import tokens
-from speakerfeed.messages.body import MimeBody
-from speakerfeed.messages.fields import display_name, mailbox
-from speakerfeed.messages.headers import (
-    HeaderError,
+from speakerfeed.config.secret_key import MIN_SECRET_BYTES
+from speakerfeed.errors import HeaderError, MessageError
+from speakerfeed.mail import placeholders, tokens
+from speakerfeed.mail.body import MimeBody
+from speakerfeed.mail.fields import MAX_NAME_CHARS, display_name, mailbox
+from speakerfeed.mail.headers import (
     address_header,
     list_id_header,
     safe_address,
     safe_header_value,
     unstructured,
 )
-from speakerfeed.models import RenderedDigest, Subscriber
-from speakerfeed.render import placeholders
-from speakerfeed.transports.base import Batch, Recipient
+from speakerfeed.models import Batch, Recipient, RenderedDigest, Subscriber
 
 MAX_SUBSCRIBER_ID_BYTES = 200  # keeps the links, and so the List-Unsubscribe lines, bounded
-MAX_NAME_CHARS = 200  # a longer "name" is abuse, not a name
 MAX_APP_URL = 600  # with the longest token (about 290 characters), still far below 998
 
 LIST_UNSUBSCRIBE_POST = "List-Unsubscribe=One-Click"  # RFC 8058
@@ -50,10 +47,6 @@ _MSGID_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 _URL_BASE = re.compile(r"[!#-;=?-~]+")  # printable ASCII without space, '"', '<' or '>'
 _LIST_NAMESPACE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _URLS = frozenset({placeholders.UNSUBSCRIBE_URL, placeholders.PREFERENCES_URL})
-
-
-class MessageError(SpeakerfeedError):
-    """The digest cannot be turned into messages: the message says which setting to fix."""
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -99,10 +92,10 @@ class MessageTemplate:
                 f"digest {rendered.digest.id!r} is for list {rendered.digest.list_name!r}, "
                 f"not {list_settings.name!r}"
             )
-        if len(secret_key) < tokens.MIN_SECRET_BYTES:
+        if len(secret_key) < MIN_SECRET_BYTES:
             raise MessageError(
                 "SPEAKERFEED_SECRET_KEY must be set, at least "
-                f"{tokens.MIN_SECRET_BYTES} bytes long (32 random bytes recommended)"
+                f"{MIN_SECRET_BYTES} bytes long (32 random bytes recommended)"
             )
         email = settings.email
         app_url = settings.app_url

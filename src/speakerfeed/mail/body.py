@@ -1,7 +1,7 @@
 """A message body encoded once and filled in per recipient as bytes.
 
 ``MimeBody.encode`` turns a text and an HTML version (both holding the markers of
-speakerfeed.render.placeholders) into a ``multipart/alternative`` body: text/plain first, then
+speakerfeed.mail.placeholders) into a ``multipart/alternative`` body: text/plain first, then
 text/html (the last part is the preferred one), both UTF-8 and quoted-printable, with CRLF line
 endings throughout (SMTP's, so the bytes go to the server as they are). Each part is kept as
 quoted-printable bytes split at the markers; ``fill`` joins them with one recipient's values.
@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from speakerfeed.render import placeholders
+from speakerfeed.mail import placeholders
 
 # The markers a body may hold; values are passed to ``fill`` in this order.
 MARKERS = placeholders.ALL

@@ -1,7 +1,7 @@
 """Header fields given as (name, value) pairs, and configured mailboxes: checked, then encoded.
 
 A transport Batch carries extra headers (List-Id, List-Unsubscribe, Message-ID, Auto-Submitted…)
-as plain text. Each is checked like any header value (speakerfeed.messages.headers: no line
+as plain text. Each is checked like any header value (speakerfeed.mail.headers: no line
 break, no control character, no ``=?``) and encoded here: ASCII as it is, folded at spaces where
 a line would pass 78 characters (never inside a URL or a msg-id, which cannot be folded); other
 text as RFC 2047 encoded words, keeping a trailing ``<...>`` part (List-Id's id) unencoded.
@@ -16,9 +16,9 @@ import functools
 import re
 from email.utils import parseaddr
 
-from speakerfeed.messages.headers import (
+from speakerfeed.errors import HeaderError
+from speakerfeed.mail.headers import (
     MAX_LINE,
-    HeaderError,
     address_header,
     fold_lines,
     safe_address,
@@ -52,6 +52,8 @@ RESERVED = frozenset(
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 3.6.8: printable ASCII except ":"
 # "display text <angle text>", the angle text printable ASCII without "<" or ">".
 _PHRASE_AND_ANGLE = re.compile(r"(.*?) *<([!-;=?-~]+)>")
+
+MAX_NAME_CHARS = 200  # a longer "name" is abuse, not a name
 
 
 def display_name(name: str, limit: int) -> str:

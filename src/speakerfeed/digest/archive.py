@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from speakerfeed.config import Settings
+from speakerfeed.mail import placeholders
 from speakerfeed.models import RenderedDigest
 from speakerfeed.output import write_if_changed
-from speakerfeed.render import placeholders
 from speakerfeed.render.pages import base_context, render_page
 
 ARCHIVE_FOLDER = "digests"

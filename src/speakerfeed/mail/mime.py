@@ -1,7 +1,7 @@
 """Any transport Batch as complete MIME messages, one per recipient, as bytes.
 
 ``BatchTemplate.build`` encodes what the recipients share once: From, Subject, Date, Reply-To,
-the batch's extra headers and the body (speakerfeed.messages.body). ``personalise`` adds a
+the batch's extra headers and the body (speakerfeed.mail.body). ``personalise`` adds a
 recipient's To and own headers (a Message-ID is made when none is given) and fills the markers
 with the recipient's values: as given in the text part, HTML-escaped in the HTML part.
 
@@ -17,17 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from speakerfeed.messages.body import MARKERS, MimeBody
-from speakerfeed.messages.fields import display_name, field_key, field_lines, mailbox
-from speakerfeed.messages.headers import (
-    HeaderError,
-    address_header,
-    safe_address,
-    safe_header_value,
-    unstructured,
-)
-from speakerfeed.messages.mime import MAX_NAME_CHARS, MessageError
-from speakerfeed.transports.base import Batch, Recipient
+from speakerfeed.errors import HeaderError, MessageError
+from speakerfeed.mail.body import MARKERS, MimeBody
+from speakerfeed.mail.fields import MAX_NAME_CHARS, display_name, field_key, field_lines, mailbox
+from speakerfeed.mail.headers import address_header, safe_address, safe_header_value, unstructured
+from speakerfeed.models import Batch, Recipient
 
 _MESSAGE_ID = "message-id"
 

@@ -28,16 +28,11 @@ from multiprocessing.process import BaseProcess
 from sqlalchemy import Connection, Engine
 
 from speakerfeed.config import Settings
-from speakerfeed.messages.mime import MessageTemplate
-from speakerfeed.models import Digest, RenderedDigest, Subscriber
+from speakerfeed.digest.letter import MessageTemplate
+from speakerfeed.errors import TransportError
+from speakerfeed.models import DeliveryResult, Digest, Outcome, RenderedDigest, Subscriber
 from speakerfeed.store import ledger
-from speakerfeed.transports.base import (
-    DeliveryResult,
-    InFlight,
-    Outcome,
-    Transport,
-    TransportError,
-)
+from speakerfeed.transports.base import InFlight, Transport
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from speakerfeed.config import ListSettings, Settings
-from speakerfeed.digest_archive import write_digest_archive
-from speakerfeed.digests import cadence_schedule
+from speakerfeed.digest.archive import write_digest_archive
+from speakerfeed.digest.prepare import Preview, prepare
+from speakerfeed.digest.select import cadence_schedule
 from speakerfeed.errors import ConfigError, Problem
-from speakerfeed.preview import Preview, prepare
 from speakerfeed.store import ledger
-from speakerfeed.store.schema import sends
+from speakerfeed.store.sends import unfinished_send
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,22 +35,6 @@ class Opened:
     unfinished: str = ""  # the list's unfinished send, to resume first
     blocked: Preview | None = None  # the lint found errors
     nothing_new: bool = False
-
-
-def unfinished_send(engine: Engine, list_name: str, cadence: str = "") -> str | None:
-    """The oldest send of the list's ``cadence`` that is still sending or paused."""
-    with engine.connect() as conn:
-        found = conn.execute(
-            select(sends.c.id)
-            .where(
-                sends.c.list_name == list_name,
-                sends.c.cadence == cadence,
-                sends.c.state.in_(("sending", "paused")),
-            )
-            .order_by(sends.c.created_at)
-            .limit(1)
-        ).scalar()
-    return None if found is None else str(found)
 
 
 def open_send(

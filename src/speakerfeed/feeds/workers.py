@@ -1,72 +1,19 @@
-"""Spreading a large build over the machine's cores.
+"""Rendering a large build's documents over the machine's cores.
 
 Only big batches (a first build, a changed setting) go to worker processes; an incremental build
 with a handful of changes stays in one process, where starting workers would cost more than it
-saves. Workers are forked so they inherit the planned documents and the parsed articles instead of
-receiving them through pickles; each returns only small records.
+saves.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
 
+from speakerfeed.forked import PARALLEL_MINIMUM, Progress, map_forked, worker_count
 from speakerfeed.output import write_if_changed
 from speakerfeed.render.feeds import EntryCache, FeedDocument, render
-
-PARALLEL_MINIMUM = 400  # files to parse or documents to render before workers pay off
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def worker_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-# Set in the parent just before forking; read by the workers.
-_SHARED: dict[str, object] = {}
-
-
-def _run_shared(index: int) -> Any:
-    tasks = _SHARED["tasks"]
-    assert isinstance(tasks, list)
-    function = _SHARED["function"]
-    assert callable(function)
-    return function(tasks[index])
-
-
-def map_forked(
-    function: Callable[[T], R],
-    tasks: Sequence[T],
-    on_done: Callable[[T], None] | None = None,
-) -> list[R]:
-    """function(task) for every task, in forked workers when there are cores to spare.
-
-    Results come back in order; ``on_done`` is called with each task as it finishes.
-    """
-    workers = min(worker_count(), len(tasks))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        results = []
-        for task in tasks:
-            results.append(function(task))
-            if on_done is not None:
-                on_done(task)
-        return results
-    _SHARED.update(function=function, tasks=list(tasks))
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = []
-            for index, result in enumerate(pool.imap(_run_shared, range(len(tasks)))):
-                results.append(cast(R, result))
-                if on_done is not None:
-                    on_done(tasks[index])
-    finally:
-        _SHARED.clear()
-    return results
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +22,6 @@ class RenderedFile:
     written: bool
     size: int
     mtime_ns: int
-
-
-Progress = Callable[[int, int], None]  # (items just finished, items in all)
 
 
 def render_and_write(

@@ -6,9 +6,8 @@ import secrets
 from email.utils import parseaddr
 
 from speakerfeed.config import ListSettings, Settings
-from speakerfeed.models import Subscriber
+from speakerfeed.models import Batch, Recipient, Subscriber
 from speakerfeed.render.email import render_confirmation
-from speakerfeed.transports.base import Batch, Recipient
 
 
 def new_message_id(settings: Settings) -> str:
