@@ -22,6 +22,7 @@ lint: install-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
@@ -30,4 +31,4 @@ bench: install
 	$(BIN)/python bench/build.py
 
 clean:
-	rm -rf $(VENV) public var bench/work .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) public var bench/work .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 PARALLEL_MINIMUM = 400  # files to parse or documents to render before workers pay off
 T = TypeVar("T")
 R = TypeVar("R")
+Progress = Callable[[int, int], None]  # (items just finished, items in all)
 
 
 def worker_count() -> int:
@@ -61,4 +62,17 @@ def map_forked(
     return results
 
 
-Progress = Callable[[int, int], None]  # (items just finished, items in all)
+def map_batches(
+    function: Callable[[list[T]], list[R]],
+    batches: Sequence[list[T]],
+    progress: Progress | None = None,
+) -> list[R]:
+    """``map_forked`` over batches of items, the results flattened in order; ``progress`` is told
+    (items in the batch, items in all) as each batch finishes."""
+    total = sum(map(len, batches))
+
+    def done(batch: list[T]) -> None:
+        if progress is not None:
+            progress(len(batch), total)
+
+    return [result for results in map_forked(function, batches, done) for result in results]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from speakerfeed.forked import PARALLEL_MINIMUM, Progress, map_forked, worker_count
+from speakerfeed.forked import PARALLEL_MINIMUM, Progress, map_batches, worker_count
 from speakerfeed.output import write_if_changed
 from speakerfeed.render.feeds import EntryCache, FeedDocument, render
 
@@ -58,11 +58,4 @@ def render_in_workers(
     ]
     groups = [group for group in groups if group]
 
-    def work(group: list[FeedDocument]) -> list[RenderedFile]:
-        return render_and_write(group, output_dir)
-
-    def done(group: list[FeedDocument]) -> None:
-        if progress is not None:
-            progress(len(group), len(documents))
-
-    return [record for batch in map_forked(work, groups, done) for record in batch]
+    return map_batches(lambda group: render_and_write(group, output_dir), groups, progress)

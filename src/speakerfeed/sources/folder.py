@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from speakerfeed.errors import ArticleError, Problem
-from speakerfeed.forked import PARALLEL_MINIMUM, Progress, map_forked, worker_count
+from speakerfeed.forked import PARALLEL_MINIMUM, Progress, map_batches, worker_count
 from speakerfeed.models import Article
 from speakerfeed.sources.base import ArticleReader, ReaderContext, xml_safe
 from speakerfeed.sources.cache import ArticleCache, CachedArticle
@@ -156,14 +156,7 @@ def _run_jobs(jobs: list[_Job], context: ReaderContext, progress: Progress | Non
     size = max(50, len(jobs) // (worker_count() * 4))
     batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
-    def work(batch: list[_Job]) -> list[Outcome]:
-        return _parse_batch(batch, context)
-
-    def done(batch: list[_Job]) -> None:
-        if progress is not None:
-            progress(len(batch), len(jobs))
-
-    return [outcome for batch in map_forked(work, batches, done) for outcome in batch]
+    return map_batches(lambda batch: _parse_batch(batch, context), batches, progress)
 
 
 def _parse_batch(jobs: list[_Job], context: ReaderContext) -> list[Outcome]:

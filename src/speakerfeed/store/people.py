@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import ColumnElement, Connection, Table, delete, select
 
 from speakerfeed.store.schema import consent_records, subscribers, subscriptions, suppressions
 from speakerfeed.store.subscribers import address_hash, normalise_email
@@ -44,23 +44,20 @@ def show(conn: Connection, email: str, secret: bytes) -> dict[str, Any]:
     if person is None:
         return found
     found["subscriber"] = {key: _plain(value) for key, value in person._mapping.items()}
-    found["subscriptions"] = [
-        {key: _plain(value) for key, value in row._mapping.items() if key != "subscriber_id"}
-        for row in conn.execute(
-            select(subscriptions)
-            .where(subscriptions.c.subscriber_id == person.id)
-            .order_by(subscriptions.c.list_name)
-        )
-    ]
-    found["consent_records"] = [
-        {key: _plain(value) for key, value in row._mapping.items() if key != "subscriber_id"}
-        for row in conn.execute(
-            select(consent_records)
-            .where(consent_records.c.subscriber_id == person.id)
-            .order_by(consent_records.c.id)
-        )
-    ]
+    found["subscriptions"] = _records(conn, subscriptions, person.id, subscriptions.c.list_name)
+    found["consent_records"] = _records(conn, consent_records, person.id, consent_records.c.id)
     return found
+
+
+def _records(
+    conn: Connection, table: Table, subscriber_id: str, order: ColumnElement[Any]
+) -> list[dict[str, Any]]:
+    """The person's rows of ``table``, JSON-serialisable, without the subscriber id."""
+    rows = conn.execute(select(table).where(table.c.subscriber_id == subscriber_id).order_by(order))
+    return [
+        {key: _plain(value) for key, value in row._mapping.items() if key != "subscriber_id"}
+        for row in rows
+    ]
 
 
 def erase(conn: Connection, email: str, secret: bytes) -> bool:
