@@ -2,7 +2,8 @@
 
 The web app's pages call these; each takes a ``Connection`` so the page decides the transaction
 (the change is committed before the page answers). Every change appends a consent record with the
-visitor's IP and user agent: the evidence of who asked for what, and when.
+visitor's IP and user agent: the evidence of who asked for what, and when. The statements are the
+store's (store.memberships, store.suppressions, store.subscribers); this module keeps the rules.
 
 The rules:
 - A sign-up never tells anyone whether the address is known. It sends a confirmation only when
@@ -21,11 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection
 
-from speakerfeed.store import rate_limits
+from speakerfeed.store import memberships, rate_limits, suppressions
 from speakerfeed.store import subscribers as repo
-from speakerfeed.store.schema import subscribers, subscriptions, suppressions
 
 ACTIVE = ("pending", "confirmed")
 # Suppressions a reader can lift by subscribing again; the others mean "never mail this address".
@@ -76,11 +76,11 @@ def request_subscription(
     subscriber gets ``name``; a known one keeps theirs (a stranger must not rename them).
     """
     address = repo.normalise_email(email)
-    suppression = _suppression_reason(conn, repo.address_hash(secret, address))
+    suppression = suppressions.reason_of(conn, repo.address_hash(secret, address))
     if suppression is not None and suppression != LIFTABLE:
         return None
     subscriber_id = repo.add_subscriber(conn, address, name=name[:MAX_NAME].strip())
-    if _status(conn, subscriber_id, list_name) == "confirmed":
+    if memberships.status_of(conn, subscriber_id, list_name) == "confirmed":
         return None
     mail_bucket = rate_limits.bucket(secret, "mail", address)
     if not rate_limits.hit(
@@ -108,7 +108,7 @@ class Confirmation(StrEnum):
 def confirm(
     conn: Connection, *, secret: bytes, subscriber_id: str, list_name: str, visitor: Visitor
 ) -> Confirmation:
-    status = _status(conn, subscriber_id, list_name)
+    status = memberships.status_of(conn, subscriber_id, list_name)
     if status == "confirmed":
         return Confirmation.ALREADY
     if status != "pending":
@@ -134,7 +134,7 @@ def unsubscribe(
     form: str,
 ) -> bool:
     """Leave ``list_name``; False when the person or subscription no longer exists."""
-    status = _status(conn, subscriber_id, list_name)
+    status = memberships.status_of(conn, subscriber_id, list_name)
     if status is None:
         return False
     if status != "unsubscribed":
@@ -159,18 +159,10 @@ class Preferences:
 
 
 def preferences(conn: Connection, subscriber_id: str) -> Preferences | None:
-    person = conn.execute(
-        select(subscribers.c.email, subscribers.c.name, subscribers.c.timezone).where(
-            subscribers.c.id == subscriber_id
-        )
-    ).first()
+    person = memberships.profile(conn, subscriber_id)
     if person is None:
         return None
-    rows = conn.execute(
-        select(subscriptions.c.list_name, subscriptions.c.status, subscriptions.c.cadence).where(
-            subscriptions.c.subscriber_id == subscriber_id
-        )
-    ).all()
+    rows = memberships.memberships_of(conn, subscriber_id)
     return Preferences(
         email=person.email,
         name=person.name,
@@ -199,11 +191,7 @@ def save_preferences(
     current = preferences(conn, subscriber_id)
     if current is None:
         raise LookupError(subscriber_id)
-    conn.execute(
-        subscribers.update()
-        .where(subscribers.c.id == subscriber_id)
-        .values(name=name[:MAX_NAME].strip(), timezone=timezone)
-    )
+    memberships.set_profile(conn, subscriber_id, name=name[:MAX_NAME].strip(), timezone=timezone)
     for list_name in offered:
         status = current.statuses.get(list_name)
         if list_name in chosen:
@@ -219,12 +207,7 @@ def save_preferences(
                     cadence=cadence,
                 )
             elif current.cadences.get(list_name, "") != cadence:
-                conn.execute(
-                    subscriptions.update()
-                    .where(subscriptions.c.subscriber_id == subscriber_id)
-                    .where(subscriptions.c.list_name == list_name)
-                    .values(cadence=cadence)
-                )
+                memberships.set_cadence(conn, subscriber_id, list_name, cadence)
         elif status in ACTIVE:
             repo.set_status(
                 conn,
@@ -240,45 +223,19 @@ def save_preferences(
 
 
 def email_of(conn: Connection, subscriber_id: str) -> str | None:
-    found = conn.execute(select(subscribers.c.email).where(subscribers.c.id == subscriber_id))
-    email = found.scalar()
-    return None if email is None else str(email)
-
-
-def _status(conn: Connection, subscriber_id: str, list_name: str) -> str | None:
-    found = conn.execute(
-        select(subscriptions.c.status)
-        .where(subscriptions.c.subscriber_id == subscriber_id)
-        .where(subscriptions.c.list_name == list_name)
-    ).scalar()
-    return None if found is None else str(found)
+    """The person's address; None when no one has the id (any more)."""
+    return memberships.email_of(conn, subscriber_id)
 
 
 def _cadence(conn: Connection, subscriber_id: str, list_name: str) -> str:
-    found = conn.execute(
-        select(subscriptions.c.cadence)
-        .where(subscriptions.c.subscriber_id == subscriber_id)
-        .where(subscriptions.c.list_name == list_name)
-    ).scalar()
-    return "" if found is None else str(found)
-
-
-def _suppression_reason(conn: Connection, hashed: str) -> str | None:
-    found = conn.execute(
-        select(suppressions.c.reason).where(suppressions.c.address_hash == hashed)
-    ).scalar()
-    return None if found is None else str(found)
+    # A new subscription starts on the list's own schedule; a renewed one keeps its choice.
+    return memberships.cadence_of(conn, subscriber_id, list_name) or ""
 
 
 def _suppress_if_gone(conn: Connection, secret: bytes, subscriber_id: str) -> None:
-    active = conn.execute(
-        select(subscriptions.c.list_name)
-        .where(subscriptions.c.subscriber_id == subscriber_id)
-        .where(subscriptions.c.status.in_(ACTIVE))
-        .limit(1)
-    ).first()
+    active = memberships.has_status_in(conn, subscriber_id, ACTIVE)
     email = email_of(conn, subscriber_id)
-    if active is None and email is not None:
+    if not active and email is not None:
         repo.suppress(conn, repo.address_hash(secret, email), "unsubscribed")
 
 
@@ -286,8 +243,4 @@ def _lift_unsubscribed(conn: Connection, secret: bytes, subscriber_id: str) -> N
     email = email_of(conn, subscriber_id)
     if email is None:
         return
-    conn.execute(
-        delete(suppressions)
-        .where(suppressions.c.address_hash == repo.address_hash(secret, email))
-        .where(suppressions.c.reason == LIFTABLE)
-    )
+    suppressions.lift(conn, repo.address_hash(secret, email), LIFTABLE)

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -39,8 +39,9 @@ from speakerfeed.errors import (
     StaleTimestampError,
     WebhookError,
 )
+from speakerfeed.store import memberships
 from speakerfeed.store import subscribers as repo
-from speakerfeed.store.schema import subscriptions, webhook_events
+from speakerfeed.store.webhook_events import claim_event
 
 log = logging.getLogger(__name__)
 
@@ -200,15 +201,7 @@ def apply_events(conn: Connection, events: Sequence[Event], *, secret: bytes) ->
             report.not_suppressing += 1
             continue
         # Claim the id first: the primary key makes a concurrent redelivery wait, then skip.
-        claim = repo.upsert_statement(conn, webhook_events).values(
-            event_id=event.sg_event_id, received_at=now
-        )
-        claimed = conn.execute(
-            claim.on_conflict_do_nothing(index_elements=["event_id"]).returning(
-                webhook_events.c.event_id
-            )
-        ).first()
-        if claimed is None:
+        if not claim_event(conn, event.sg_event_id, now):
             report.duplicates += 1
             continue
         if repo.suppress(conn, repo.address_hash(secret, event.email), reason):
@@ -221,16 +214,12 @@ def _unsubscribe_everywhere(conn: Connection, event: Event) -> int:
     subscriber = repo.find_by_email(conn, event.email)
     if subscriber is None:
         return 0
-    lists = conn.execute(
-        select(subscriptions.c.list_name)
-        .where(subscriptions.c.subscriber_id == subscriber.id)
-        .where(subscriptions.c.status != "unsubscribed")
-    ).scalars()
+    lists = memberships.lists_not_left(conn, subscriber.id)
     # The consent record is the evidence of why the subscription ended, and when.
     consent = {"action": f"sendgrid_{event.event}"}
     return sum(
         repo.set_status(conn, subscriber.id, name, "unsubscribed", consent=consent)
-        for name in list(lists)
+        for name in lists
     )
 
 
