@@ -1,9 +1,8 @@
 """The [delivery] settings: which transport sends mail, and how.
 
-Made to sit in speakerfeed.config's Settings as ``delivery: DeliverySettings`` (and so imports
-nothing from it): strict, unknown keys refused, every field described. Secrets are never here:
-the SMTP password and the SendGrid API key come from environment variables, and these settings
-only name the variables.
+Made to sit in speakerfeed.config's Settings as ``delivery: DeliverySettings``: strict, unknown
+keys refused, every field described. Secrets are never here: the SMTP password and the SendGrid
+API key come from environment variables, and these settings only name the variables.
 """
 
 from __future__ import annotations
@@ -13,15 +12,13 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from speakerfeed.config.fields import Section
 
 TransportName = Literal["outbox", "smtp", "sendgrid", "memory"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 def _env_name(value: str) -> str:
@@ -40,7 +37,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class SmtpSettings(_Section):
+class SmtpSettings(Section):
     host: str = Field("localhost", min_length=1, description="SMTP server (relay) host name.")
     port: int = Field(
         587, ge=1, le=65535, description="SMTP server port: 587 for STARTTLS, 465 for TLS."
@@ -105,7 +102,7 @@ class SmtpSettings(_Section):
         return self
 
 
-class SendGridSettings(_Section):
+class SendGridSettings(Section):
     api_url: str = Field(
         "https://api.sendgrid.com",
         description="SendGrid API base URL (https; http only to this machine, for tests).",
@@ -153,7 +150,7 @@ class SendGridSettings(_Section):
         return value.rstrip("/")
 
 
-class DeliverySettings(_Section):
+class DeliverySettings(Section):
     transport: TransportName = Field(
         "outbox",
         description="How mail is sent: outbox (write .eml files to outbox_folder), smtp, "
