@@ -14,7 +14,7 @@ import click
 
 from speakerfeed import __version__
 from speakerfeed.config import Settings, config_path, load_settings
-from speakerfeed.errors import ConfigError, Problem, SpeakerfeedError
+from speakerfeed.errors import ConfigError, Problem, SendNotFoundError, SpeakerfeedError
 from speakerfeed.feeds.build import Builder
 from speakerfeed.sources.read import ProgressCallback, read_articles
 
@@ -883,8 +883,8 @@ def sends_resume(ctx: click.Context, send_id: str, resend_unknown: bool, quiet: 
     with _store(ctx) as (engine, secret):
         try:
             again = dispatch.resume(engine, send_id, resend_unknown=resend_unknown)
-        except LookupError as exc:
-            click.secho(f"error: {exc.args[0]}", err=True, fg="red")
+        except SendNotFoundError as exc:
+            click.secho(f"error: {exc}", err=True, fg="red")
             ctx.exit(1)
         if again:
             click.echo(f"{again} unknown rows will be sent again")

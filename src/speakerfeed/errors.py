@@ -9,6 +9,7 @@
     ├── MessageError           a digest cannot become a message (messages.mime)
     ├── TransportError         a transport cannot work at all: a missing secret, a bad setting
     ├── WebhookError           a webhook delivery refused: bad signature, stale, malformed
+    ├── SendNotFoundError      no send in the ledger has the id asked for
     └── FetchError             an upstream feed could not be fetched safely
         ├── BlockedAddressError    a hop resolved to a private, loopback or link-local address
         ├── SchemeNotAllowedError  a URL (or redirect) that is not http or https
@@ -94,6 +95,14 @@ class HeaderError(SpeakerfeedError):
 
 class MessageError(SpeakerfeedError):
     """The digest cannot be turned into messages: the message says which setting to fix."""
+
+
+class SendNotFoundError(SpeakerfeedError):
+    """No send in the delivery ledger has this id (`sends show`, `sends resume`, a send run)."""
+
+    def __init__(self, send_id: str) -> None:
+        self.send_id = send_id
+        super().__init__(f"no send with id {send_id!r}")
 
 
 class WebhookError(SpeakerfeedError):
