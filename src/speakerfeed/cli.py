@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, assert_never
 
 import click
 
@@ -715,7 +715,7 @@ def send(
     """
     from datetime import UTC, datetime
 
-    from speakerfeed.digest.issue import open_send
+    from speakerfeed.digest.issue import Blocked, Issued, NothingNew, Unfinished, open_send
     from speakerfeed.digest.prepare import prepare
     from speakerfeed.digest.select import cadence_schedule
     from speakerfeed.models import Outcome, Subscriber
@@ -782,16 +782,20 @@ def send(
             fetch_upstreams=not no_fetch,
             cadence=cadence,
         )
-        if opened.nothing_new:
-            click.echo(f"{name}: no new articles since the last digest, so no digest.")
-            return
-        if opened.blocked is not None:
-            _findings(opened.blocked)
-            click.secho("the digest is blocked by the lint above; nothing was sent", err=True)
-            ctx.exit(1)
-        send_id = opened.send_id or opened.unfinished
-        if opened.unfinished:
-            click.echo(f"{name}: carrying on with the unfinished send {send_id}")
+        match opened:
+            case NothingNew():
+                click.echo(f"{name}: no new articles since the last digest, so no digest.")
+                return
+            case Blocked(preview):
+                _findings(preview)
+                click.secho("the digest is blocked by the lint above; nothing was sent", err=True)
+                ctx.exit(1)
+            case Unfinished(send_id):
+                click.echo(f"{name}: carrying on with the unfinished send {send_id}")
+            case Issued(send_id):
+                pass
+            case _:
+                assert_never(opened)
         _run_send(ctx, engine, settings, send_id, transport, secret, quiet=quiet)
 
 

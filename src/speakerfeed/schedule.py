@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.config.crontab import crontab_trigger
-from speakerfeed.digest.issue import open_send
+from speakerfeed.digest.issue import Blocked, Issued, NothingNew, Unfinished, open_send
 from speakerfeed.digest.select import cadence_schedule, list_cadences, list_zone
 from speakerfeed.store import rate_limits
 from speakerfeed.store.schedules import is_paused
@@ -125,17 +125,20 @@ def digest_job(list_name: str, cadence: str = "") -> None:
         scheduled_at=scheduled,
         cadence=cadence,
     )
-    if opened.send_id:
-        log.info("digest %s recorded for %s; sending", opened.send_id, label)
-        context.wake_senders()
-    elif opened.unfinished:
-        log.warning("digest job for %s: send %s is unfinished", label, opened.unfinished)
-        context.wake_senders()
-    elif opened.blocked is not None:
-        findings = "; ".join(f.message for f in opened.blocked.findings if f.severity == "error")
-        log.error("digest for %s blocked by the lint: %s", label, findings)
-    else:
-        log.info("digest job for %s: nothing new since the last digest", label)
+    match opened:
+        case Issued(send_id):
+            log.info("digest %s recorded for %s; sending", send_id, label)
+            context.wake_senders()
+        case Unfinished(send_id):
+            log.warning("digest job for %s: send %s is unfinished", label, send_id)
+            context.wake_senders()
+        case Blocked(preview):
+            findings = "; ".join(f.message for f in preview.findings if f.severity == "error")
+            log.error("digest for %s blocked by the lint: %s", label, findings)
+        case NothingNew():
+            log.info("digest job for %s: nothing new since the last digest", label)
+        case _:
+            assert_never(opened)
 
 
 def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
