@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from speakerfeed import schedule
+from speakerfeed.actions.database import Store
+from speakerfeed.actions.schedules import list_schedules
 from speakerfeed.config import Settings
 from speakerfeed.digest import deliver as dispatch
 from speakerfeed.digest.archive import last_issued, write_digest_archive
@@ -300,7 +302,7 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
         )
     )
     set_paused(store, "daily", True)
-    runs = schedule.planned_runs(settings, store)
+    runs = list_schedules(settings, Store(store, b""))
     assert [(run.job, run.schedule, run.paused) for run in runs] == [
         ("digest:daily", "0 7 * * *", True),
         ("digest:daily:weekly", WEEKLY, True),
@@ -325,7 +327,7 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
     assert send_id.startswith("daily-weekly-") and cadence == "weekly"
     assert sorted(audience) == sorted(person.id for person in wanted if person is not None)
     assert woken
-    runs = schedule.planned_runs(settings, store)
+    runs = list_schedules(settings, Store(store, b""))
     weekly = runs[1]
     assert not weekly.paused and weekly.zone == "Europe/London"
     assert weekly.next_run is not None and weekly.next_run.strftime("%A %H:%M") == "Monday 07:00"

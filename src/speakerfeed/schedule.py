@@ -29,10 +29,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from speakerfeed.config import ListSettings, Settings
-from speakerfeed.config.crontab import crontab_trigger
+from speakerfeed.actions.schedules import digest_job_id, list_trigger
+from speakerfeed.config import Settings
 from speakerfeed.digest.issue import Blocked, Issued, NothingNew, Unfinished, open_send
-from speakerfeed.digest.select import cadence_schedule, list_cadences, list_zone
+from speakerfeed.digest.select import list_cadences
 from speakerfeed.store import rate_limits
 from speakerfeed.store.schedules import is_paused
 
@@ -41,16 +41,6 @@ log = logging.getLogger(__name__)
 REFRESH_JOB = "refresh"
 HOUSEKEEPING_JOB = "housekeeping"
 JOB_TABLE = "apscheduler_jobs"
-
-
-def digest_job_id(list_name: str, cadence: str = "") -> str:
-    return f"digest:{list_name}:{cadence}" if cadence else f"digest:{list_name}"
-
-
-def list_trigger(settings: Settings, list_settings: ListSettings, cadence: str = "") -> CronTrigger:
-    """The crontab of the list's ``cadence`` ("": its own schedule), in the list's time zone."""
-    line = cadence_schedule(list_settings, cadence)
-    return crontab_trigger(line, list_zone(settings, list_settings))
 
 
 def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
@@ -179,36 +169,3 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
             scheduler.reschedule_job(job_id, trigger=trigger)
     scheduler.resume()
     return scheduler
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedRun:
-    job: str
-    schedule: str
-    zone: str
-    next_run: datetime | None
-    paused: bool
-
-
-def planned_runs(
-    settings: Settings, engine: Engine, now: datetime | None = None
-) -> list[PlannedRun]:
-    """Each list's jobs (its own schedule, then each cadence) and their next runs in the list's
-    own time zone (for `schedule list`)."""
-    now = now or datetime.now(UTC)
-    runs = []
-    for item in settings.lists:
-        zone = list_zone(settings, item)
-        paused = is_paused(engine, item.name)  # a list's pause holds its cadences too
-        for cadence in list_cadences(item):
-            upcoming = list_trigger(settings, item, cadence).get_next_fire_time(None, now)
-            runs.append(
-                PlannedRun(
-                    job=digest_job_id(item.name, cadence),
-                    schedule=cadence_schedule(item, cadence),
-                    zone=str(zone),
-                    next_run=upcoming.astimezone(zone) if upcoming else None,
-                    paused=paused,
-                )
-            )
-    return runs
