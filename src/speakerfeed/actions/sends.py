@@ -58,7 +58,9 @@ def send_now(
     """Record the list's next digest of ``cadence`` ("": its own schedule) as a send and run
     it to its confirmed subscribers who get that cadence's digests; or carry on with the
     list's unfinished send of that cadence. ``Blocked`` (nothing recorded) when the lint finds
-    an error, ``NothingNew`` when no article is new since the cadence's last digest."""
+    an error, ``NothingNew`` when no article is new since the cadence's last digest. ``now``
+    (default: the time of the call) dates the digest and is when the send's lateness is
+    measured."""
     opened = open_send(
         store.engine,
         settings,
@@ -70,7 +72,13 @@ def send_now(
     match opened:
         case Issued(send_id) | Unfinished(send_id):
             report = deliver.run_send(
-                store.engine, settings, send_id, transport, secret=store.secret, progress=progress
+                store.engine,
+                settings,
+                send_id,
+                transport,
+                secret=store.secret,
+                progress=progress,
+                now=now,
             )
             return Sent(opened, report)
         case Blocked() | NothingNew():

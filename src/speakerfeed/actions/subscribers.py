@@ -84,7 +84,7 @@ def add_subscriber(
 class Unsubscribed:
     address: str
     list_name: str
-    changed: bool  # False: the address was not subscribed to the list
+    on_list: bool  # it had a subscription to the list (of any status); False: nothing changed
     suppressed: bool  # the address is suppressed now (it left its last list, or was before)
 
 
@@ -95,7 +95,7 @@ def remove_subscriber(settings: Settings, store: Store, list_name: str, email: s
     address = checked_address(email)
     with store.engine.begin() as conn:
         person = repo.find_by_email(conn, address)
-        changed = person is not None and membership.unsubscribe(
+        on_list = person is not None and membership.unsubscribe(
             conn,
             secret=store.secret,
             subscriber_id=person.id,
@@ -104,7 +104,7 @@ def remove_subscriber(settings: Settings, store: Store, list_name: str, email: s
             form=EDITOR_FORM,
         )
         suppressed = repo.is_suppressed(conn, repo.address_hash(store.secret, address))
-    return Unsubscribed(address, list_name, changed, suppressed)
+    return Unsubscribed(address, list_name, on_list, suppressed)
 
 
 def import_subscribers(

@@ -147,7 +147,7 @@ def subscribers_remove(ctx: click.Context, email: str, list_name: str) -> None:
     settings = load(ctx)
     with store(ctx, settings, list_name) as opened:
         removed = remove_subscriber(settings, opened, list_name, checked)
-    if not removed.changed:
+    if not removed.on_list:
         click.echo(f"{removed.address}: not subscribed to {list_name}; nothing changed")
     else:
         also = " and suppressed (no list left)" if removed.suppressed else ""
