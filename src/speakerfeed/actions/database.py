@@ -71,7 +71,7 @@ def upgrade_database(settings: Settings) -> Upgraded:
 
 
 @dataclass(frozen=True, slots=True)
-class Service:
+class ServiceSetup:
     """What a long-running process (`serve`, `worker`) runs on. Dispose of the engine after."""
 
     engine: Engine
@@ -81,7 +81,7 @@ class Service:
     revision: str  # the migration now in force
 
 
-def start_service(settings: Settings) -> Service:
+def start_service(settings: Settings) -> ServiceSetup:
     """The secret key, the transport and the migrated database, checked in that order before a
     process starts serving: the transport is made once now, so a missing password or API key
     stops start-up instead of the first sign-up."""
@@ -93,4 +93,4 @@ def start_service(settings: Settings) -> Service:
     transport()
     engine = create_engine_for(settings)
     revision = upgrade(engine)
-    return Service(engine, secret, transport, describe(engine), revision)
+    return ServiceSetup(engine, secret, transport, describe(engine), revision)
