@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from speakerfeed import schedule
+from speakerfeed.actions.database import Store
+from speakerfeed.actions.schedules import list_schedules
 from speakerfeed.config import Settings
 from speakerfeed.digest import deliver as dispatch
 from speakerfeed.digest.archive import last_issued, write_digest_archive
-from speakerfeed.digest.issue import open_send
+from speakerfeed.digest.issue import Issued, NothingNew, Unfinished, open_send
 from speakerfeed.digest.prepare import prepare
 from speakerfeed.digest.select import digest_id, next_digest
 from speakerfeed.errors import ConfigError
@@ -107,9 +109,9 @@ def send_now(engine: Engine, settings: Settings, day: int, cadence: str = "") ->
         fetch_upstreams=False,
         cadence=cadence,
     )
-    if opened.nothing_new:
+    if isinstance(opened, NothingNew):
         return None
-    assert opened.send_id, opened
+    assert isinstance(opened, Issued), opened
     transport = MemoryTransport()
     report = dispatch.run_send(
         engine, settings, opened.send_id, transport, secret=SECRET.encode(), now=at(day)
@@ -219,13 +221,16 @@ def test_an_unfinished_send_holds_back_only_its_own_cadence(
 ) -> None:
     daily = settings.lists[0]
     weekly = open_send(store, settings, daily, now=at(11), fetch_upstreams=False, cadence="weekly")
+    assert isinstance(weekly, Issued)
     assert weekly.send_id == "daily-weekly-2024-11-11-0700"
     assert unfinished_send(store, "daily", "weekly") == weekly.send_id
     assert unfinished_send(store, "daily") is None
     own = open_send(store, settings, daily, now=at(11), fetch_upstreams=False)
+    assert isinstance(own, Issued)
     assert own.send_id == "daily-2024-11-11-0700"
     again = open_send(store, settings, daily, now=at(12), fetch_upstreams=False, cadence="weekly")
-    assert again.unfinished == weekly.send_id
+    assert isinstance(again, Unfinished)
+    assert again.send_id == weekly.send_id
     with pytest.raises(ConfigError, match="no cadence 'monthly'"):
         open_send(store, settings, daily, now=at(12), fetch_upstreams=False, cadence="monthly")
 
@@ -241,6 +246,7 @@ def test_a_digest_id_taken_by_another_list_is_refused(engine: Engine, tmp_path: 
     )
     upgrade(engine)
     other = open_send(engine, before, before.lists[0], now=at(11), fetch_upstreams=False)
+    assert isinstance(other, Issued)
     assert other.send_id == "daily-weekly-2024-11-11-0700"
     after = make_project(
         tmp_path / "after", ARTICLES, email=EMAIL, lists=[{**DAILY, "cadences": {"weekly": WEEKLY}}]
@@ -296,7 +302,7 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
         )
     )
     set_paused(store, "daily", True)
-    runs = schedule.planned_runs(settings, store)
+    runs = list_schedules(settings, Store(store, b""))
     assert [(run.job, run.schedule, run.paused) for run in runs] == [
         ("digest:daily", "0 7 * * *", True),
         ("digest:daily:weekly", WEEKLY, True),
@@ -321,7 +327,7 @@ def test_a_cadence_job_sends_to_its_readers_and_pausing_the_list_stops_it(
     assert send_id.startswith("daily-weekly-") and cadence == "weekly"
     assert sorted(audience) == sorted(person.id for person in wanted if person is not None)
     assert woken
-    runs = schedule.planned_runs(settings, store)
+    runs = list_schedules(settings, Store(store, b""))
     weekly = runs[1]
     assert not weekly.paused and weekly.zone == "Europe/London"
     assert weekly.next_run is not None and weekly.next_run.strftime("%A %H:%M") == "Monday 07:00"
@@ -438,7 +444,7 @@ def test_readers_of_a_cadence_removed_from_config_get_the_lists_own_digest(
     opened = open_send(
         store, without_weekly, without_weekly.lists[0], now=at(12), fetch_upstreams=False
     )
-    assert opened.send_id
+    assert isinstance(opened, Issued)
     transport = MemoryTransport()
     report = dispatch.run_send(
         store, without_weekly, opened.send_id, transport, secret=SECRET.encode(), now=at(12)

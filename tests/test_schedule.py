@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from speakerfeed import schedule
+from speakerfeed.actions.database import Store
+from speakerfeed.actions.schedules import digest_job_id, list_schedules
 from speakerfeed.config import Settings
 from speakerfeed.config.crontab import cron_days, crontab_trigger
 from speakerfeed.store import ledger
@@ -76,7 +78,7 @@ def test_the_job_store_keeps_the_next_run_across_restarts(
 ) -> None:
     upgrade(engine)
     first = schedule.make_scheduler(settings, engine)
-    job = first.get_job(schedule.digest_job_id("daily"))
+    job = first.get_job(digest_job_id("daily"))
     assert job is not None and {j.id for j in first.get_jobs()} == {
         "refresh",
         "housekeeping",
@@ -86,7 +88,7 @@ def test_the_job_store_keeps_the_next_run_across_restarts(
     first.shutdown(wait=False)
     # Started again (as after downtime): the job, and its next run time, come from the store.
     second = schedule.make_scheduler(settings, engine)
-    again = second.get_job(schedule.digest_job_id("daily"))
+    again = second.get_job(digest_job_id("daily"))
     assert again is not None and again.next_run_time == planned
     assert again.misfire_grace_time == 180 * 60 and again.coalesce
     second.shutdown(wait=False)
@@ -130,10 +132,10 @@ def test_a_digest_job_that_fires_twice_records_one_send(engine: Engine, settings
     assert woken
 
     set_paused(engine, "daily", True)
-    (run,) = schedule.planned_runs(settings, engine)
+    (run,) = list_schedules(settings, Store(engine, b""))
     assert run.paused and run.zone == "Europe/London"
     set_paused(engine, "daily", False)
-    (run,) = schedule.planned_runs(settings, engine)
+    (run,) = list_schedules(settings, Store(engine, b""))
     assert not run.paused and run.next_run is not None and run.next_run.hour == 7
 
 

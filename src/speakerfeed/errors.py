@@ -9,6 +9,12 @@
     ├── MessageError           a digest cannot become a message (messages.mime)
     ├── TransportError         a transport cannot work at all: a missing secret, a bad setting
     ├── WebhookError           a webhook delivery refused: bad signature, stale, malformed
+    ├── StoreError             the database named by [store] url could not be used
+    ├── AddressError           not an email address (an editor's command)
+    ├── SubscriptionRefusedError   an editor may not subscribe this address to the list
+    │   ├── SuppressedAddressError     the address is suppressed
+    │   └── UnsubscribedAddressError   the person left the list: only they can come back
+    ├── SendNotFoundError      no send in the ledger has the id asked for
     └── FetchError             an upstream feed could not be fetched safely
         ├── BlockedAddressError    a hop resolved to a private, loopback or link-local address
         ├── SchemeNotAllowedError  a URL (or redirect) that is not http or https
@@ -94,6 +100,45 @@ class HeaderError(SpeakerfeedError):
 
 class MessageError(SpeakerfeedError):
     """The digest cannot be turned into messages: the message says which setting to fix."""
+
+
+class StoreError(SpeakerfeedError):
+    """The database could not be reached or used: the message names it (password hidden) and
+    gives the driver's first line."""
+
+    def __init__(self, database: str, detail: str) -> None:
+        self.database = database
+        super().__init__(f"database {database}: {detail}")
+
+
+class AddressError(SpeakerfeedError):
+    """What an editor typed is not an email address; the message shows it."""
+
+
+class SubscriptionRefusedError(SpeakerfeedError):
+    """An editor asked to subscribe an address that may not be subscribed to the list."""
+
+    def __init__(self, address: str, list_name: str, message: str) -> None:
+        self.address, self.list_name = address, list_name
+        super().__init__(message)
+
+
+class SuppressedAddressError(SubscriptionRefusedError):
+    def __init__(self, address: str, list_name: str) -> None:
+        super().__init__(address, list_name, f"{address} is suppressed; not added")
+
+
+class UnsubscribedAddressError(SubscriptionRefusedError):
+    def __init__(self, address: str, list_name: str) -> None:
+        super().__init__(address, list_name, f"{address} unsubscribed from {list_name}; not added")
+
+
+class SendNotFoundError(SpeakerfeedError):
+    """No send in the delivery ledger has this id (`sends show`, `sends resume`, a send run)."""
+
+    def __init__(self, send_id: str) -> None:
+        self.send_id = send_id
+        super().__init__(f"no send with id {send_id!r}")
 
 
 class WebhookError(SpeakerfeedError):

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -29,10 +29,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from speakerfeed.config import ListSettings, Settings
-from speakerfeed.config.crontab import crontab_trigger
-from speakerfeed.digest.issue import open_send
-from speakerfeed.digest.select import cadence_schedule, list_cadences, list_zone
+from speakerfeed.actions.schedules import digest_job_id, list_trigger
+from speakerfeed.config import Settings
+from speakerfeed.digest.issue import Blocked, Issued, NothingNew, Unfinished, open_send
+from speakerfeed.digest.select import list_cadences
 from speakerfeed.store import rate_limits
 from speakerfeed.store.schedules import is_paused
 
@@ -41,16 +41,6 @@ log = logging.getLogger(__name__)
 REFRESH_JOB = "refresh"
 HOUSEKEEPING_JOB = "housekeeping"
 JOB_TABLE = "apscheduler_jobs"
-
-
-def digest_job_id(list_name: str, cadence: str = "") -> str:
-    return f"digest:{list_name}:{cadence}" if cadence else f"digest:{list_name}"
-
-
-def list_trigger(settings: Settings, list_settings: ListSettings, cadence: str = "") -> CronTrigger:
-    """The crontab of the list's ``cadence`` ("": its own schedule), in the list's time zone."""
-    line = cadence_schedule(list_settings, cadence)
-    return crontab_trigger(line, list_zone(settings, list_settings))
 
 
 def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
@@ -125,17 +115,20 @@ def digest_job(list_name: str, cadence: str = "") -> None:
         scheduled_at=scheduled,
         cadence=cadence,
     )
-    if opened.send_id:
-        log.info("digest %s recorded for %s; sending", opened.send_id, label)
-        context.wake_senders()
-    elif opened.unfinished:
-        log.warning("digest job for %s: send %s is unfinished", label, opened.unfinished)
-        context.wake_senders()
-    elif opened.blocked is not None:
-        findings = "; ".join(f.message for f in opened.blocked.findings if f.severity == "error")
-        log.error("digest for %s blocked by the lint: %s", label, findings)
-    else:
-        log.info("digest job for %s: nothing new since the last digest", label)
+    match opened:
+        case Issued(send_id):
+            log.info("digest %s recorded for %s; sending", send_id, label)
+            context.wake_senders()
+        case Unfinished(send_id):
+            log.warning("digest job for %s: send %s is unfinished", label, send_id)
+            context.wake_senders()
+        case Blocked(preview):
+            findings = "; ".join(f.message for f in preview.findings if f.severity == "error")
+            log.error("digest for %s blocked by the lint: %s", label, findings)
+        case NothingNew():
+            log.info("digest job for %s: nothing new since the last digest", label)
+        case _:
+            assert_never(opened)
 
 
 def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
@@ -176,36 +169,3 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
             scheduler.reschedule_job(job_id, trigger=trigger)
     scheduler.resume()
     return scheduler
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedRun:
-    job: str
-    schedule: str
-    zone: str
-    next_run: datetime | None
-    paused: bool
-
-
-def planned_runs(
-    settings: Settings, engine: Engine, now: datetime | None = None
-) -> list[PlannedRun]:
-    """Each list's jobs (its own schedule, then each cadence) and their next runs in the list's
-    own time zone (for `schedule list`)."""
-    now = now or datetime.now(UTC)
-    runs = []
-    for item in settings.lists:
-        zone = list_zone(settings, item)
-        paused = is_paused(engine, item.name)  # a list's pause holds its cadences too
-        for cadence in list_cadences(item):
-            upcoming = list_trigger(settings, item, cadence).get_next_fire_time(None, now)
-            runs.append(
-                PlannedRun(
-                    job=digest_job_id(item.name, cadence),
-                    schedule=cadence_schedule(item, cadence),
-                    zone=str(zone),
-                    next_run=upcoming.astimezone(zone) if upcoming else None,
-                    paused=paused,
-                )
-            )
-    return runs

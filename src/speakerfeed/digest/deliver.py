@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine
 
 from speakerfeed.config import Settings
 from speakerfeed.digest.letter import MessageTemplate
-from speakerfeed.errors import TransportError
+from speakerfeed.errors import SendNotFoundError, TransportError
 from speakerfeed.models import DeliveryResult, Digest, Outcome, RenderedDigest, Subscriber
 from speakerfeed.store import ledger
 from speakerfeed.transports.base import InFlight, Transport
@@ -114,7 +114,7 @@ def run_send(
     with engine.begin() as conn:
         row = ledger.send_row(conn, send_id)
         if row is None:
-            raise LookupError(f"no send with id {send_id!r}")
+            raise SendNotFoundError(send_id)
         dead = [w for w in ledger.workers_in_flight(conn, send_id) if _is_dead_here(w)]
         stale = ledger.release_stale(
             conn,
@@ -458,7 +458,7 @@ def resume(engine: Engine, send_id: str, *, resend_unknown: bool = False) -> int
     with engine.begin() as conn:
         row = ledger.send_row(conn, send_id)
         if row is None:
-            raise LookupError(f"no send with id {send_id!r}")
+            raise SendNotFoundError(send_id)
         again = ledger.resend_unknown(conn, send_id) if resend_unknown else 0
         if row["state"] in ("paused", "done") or again:
             ledger.set_send_state(conn, send_id, "sending")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 from sqlalchemy import Connection, Engine
 
@@ -28,13 +29,33 @@ from speakerfeed.store.sends import unfinished_send
 
 
 @dataclass(frozen=True, slots=True)
-class Opened:
-    """What ``open_send`` did: exactly one of the fields says so."""
+class Issued:
+    """A new send, recorded and ready for run_send."""
 
-    send_id: str = ""  # a new send, recorded and ready
-    unfinished: str = ""  # the list's unfinished send, to resume first
-    blocked: Preview | None = None  # the lint found errors
-    nothing_new: bool = False
+    send_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """The list's (cadence's) send still sending or paused: resume it first, nothing new."""
+
+    send_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The pre-send lint found errors (in ``preview.findings``): nothing was recorded."""
+
+    preview: Preview
+
+
+@dataclass(frozen=True, slots=True)
+class NothingNew:
+    """No article is new since the last digest of the list's cadence: no digest."""
+
+
+# What ``open_send`` did: match on it (each case once, typing.assert_never for the rest).
+Opened: TypeAlias = Issued | Unfinished | Blocked | NothingNew
 
 
 def open_send(
@@ -52,14 +73,14 @@ def open_send(
     cadence_schedule(list_settings, cadence)  # an unknown cadence is refused
     unfinished = unfinished_send(engine, list_settings.name, cadence)
     if unfinished is not None:
-        return Opened(unfinished=unfinished)
+        return Unfinished(unfinished)
     made = prepare(
         settings, list_settings, fetch_upstreams=fetch_upstreams, now=now, cadence=cadence
     )
     if made is None:
-        return Opened(nothing_new=True)
+        return NothingNew()
     if made.blocked:
-        return Opened(blocked=made)
+        return Blocked(made)
     rendered = made.rendered
     content = ledger.SendContent(
         subject=rendered.subject, html=rendered.html, text=rendered.text, view_url=rendered.view_url
@@ -80,7 +101,7 @@ def open_send(
             _check_same_digest(conn, send_id, list_settings.name, cadence)
         # Inside the transaction: if publishing fails, no send is recorded either.
         write_digest_archive(settings, rendered)
-    return Opened(send_id=send_id)
+    return Issued(send_id)
 
 
 def _check_same_digest(conn: Connection, send_id: str, list_name: str, cadence: str) -> None:

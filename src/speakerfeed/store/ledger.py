@@ -70,7 +70,7 @@ from speakerfeed.store.schema import (
     subscriptions,
     suppressions,
 )
-from speakerfeed.store.subscribers import address_hash, normalise_email, on_cadence, suppress
+from speakerfeed.store.subscribers import address_hash, audience, normalise_email, suppress
 
 _OUTCOME_STATE = {
     Outcome.SENT: "sent",
@@ -179,7 +179,7 @@ def audience_left(conn: Connection, send_id: str, *, named_cadences: Collection[
         return 0
     list_name, cadence, last = to_add
     found = conn.execute(
-        select(func.count()).where(*_audience(list_name, cadence, named_cadences, after=last))
+        select(func.count()).where(*audience(list_name, cadence, named_cadences, after=last))
     ).scalar_one()
     return int(found)
 
@@ -222,27 +222,13 @@ def _audience_rows(
             literal(worker or ""),
             literal(_now(), type_=deliveries.c.updated_at.type),
         )
-        .where(*_audience(list_name, cadence, named_cadences, after=after))
+        .where(*audience(list_name, cadence, named_cadences, after=after))
         .order_by(subscriptions.c.subscriber_id)
         .limit(limit)
     )
     return insert(deliveries).from_select(
         ["send_id", "subscriber_id", "state", "worker", "updated_at"], people
     )
-
-
-def _audience(
-    list_name: str, cadence: str, named_cadences: Collection[str], *, after: str | None
-) -> list[ColumnElement[bool]]:
-    """The conditions on subscriptions that pick a send's audience after subscriber ``after``."""
-    conditions = [
-        subscriptions.c.list_name == list_name,
-        subscriptions.c.status == "confirmed",
-        on_cadence(cadence, named_cadences),
-    ]
-    if after is not None:
-        conditions.append(subscriptions.c.subscriber_id > after)
-    return conditions
 
 
 def claim(

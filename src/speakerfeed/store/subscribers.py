@@ -250,3 +250,65 @@ def iter_confirmed(
             if hashes[row.id] not in suppressed:
                 yield Subscriber(id=row.id, email=row.email, name=row.name)
         last = rows[-1].id
+
+
+def subscription_status(conn: Connection, subscriber_id: str, list_name: str) -> str | None:
+    """The status of the person's subscription to the list, or None when there is none."""
+    found = conn.execute(
+        select(subscriptions.c.status)
+        .where(subscriptions.c.subscriber_id == subscriber_id)
+        .where(subscriptions.c.list_name == list_name)
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def audience(
+    list_name: str, cadence: str, named_cadences: Collection[str], *, after: str | None = None
+) -> list[ColumnElement[bool]]:
+    """The conditions on subscriptions that pick a send's audience (after subscriber ``after``):
+    the list's confirmed subscriptions that get the digests of ``cadence`` (see ``on_cadence``).
+    The one definition: the ledger adds a send's rows by it, ``count_audience`` counts by it."""
+    conditions = [
+        subscriptions.c.list_name == list_name,
+        subscriptions.c.status == "confirmed",
+        on_cadence(cadence, named_cadences),
+    ]
+    if after is not None:
+        conditions.append(subscriptions.c.subscriber_id > after)
+    return conditions
+
+
+def count_audience(
+    conn: Connection,
+    list_name: str,
+    cadence: str,
+    named_cadences: Collection[str],
+    *,
+    secret: bytes,
+    batch: int = 1000,
+) -> int:
+    """How many people a send of the list's ``cadence`` would go to now: its ``audience``, less
+    the suppressed, whom the senders skip (store.ledger's ``screen``). Keyset paged, one
+    suppression query per page, as ``iter_confirmed``."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    people = (
+        select(subscriptions.c.subscriber_id, subscribers.c.email)
+        .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
+        .order_by(subscriptions.c.subscriber_id)
+        .limit(batch)
+    )
+    total = 0
+    last: str | None = None
+    while True:
+        rows = conn.execute(
+            people.where(*audience(list_name, cadence, named_cadences, after=last))
+        ).all()
+        if not rows:
+            return total
+        hashes = {address_hash(secret, row.email) for row in rows}
+        suppressed = conn.execute(
+            select(func.count()).where(suppressions.c.address_hash.in_(hashes))
+        ).scalar_one()
+        total += len(hashes) - int(suppressed)
+        last = rows[-1].subscriber_id

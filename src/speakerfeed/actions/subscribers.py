@@ -1,0 +1,218 @@
+"""An editor's work on the subscribers: add, remove, import, export, count, show, erase.
+
+An editor may add an address that has consented, but never one that is suppressed or that has
+left the list: only the person can subscribe again (by the sign-up form). Removing someone
+from their last list also suppresses the address, as the readers' unsubscribe page does.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TextIO
+
+from speakerfeed.actions.database import Store
+from speakerfeed.config import Settings
+from speakerfeed.errors import AddressError, SuppressedAddressError, UnsubscribedAddressError
+from speakerfeed.store import people
+from speakerfeed.store import subscribers as repo
+from speakerfeed.store.importer import ImportReport, Progress, import_csv
+from speakerfeed.subscriptions import membership
+
+# Who is asking, in the consent records of an editor's changes.
+EDITOR = membership.Visitor(ip="", user_agent="speakerfeed CLI")
+EDITOR_FORM = "cli"
+
+JsonValue = str | int | float | bool | None
+Record = Mapping[str, JsonValue]
+
+
+class Status(StrEnum):
+    """A subscription's status."""
+
+    PENDING = "pending"  # waiting for the person's confirmation (double opt-in)
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+def checked_address(email: str) -> str:
+    """The address as stored (see store.subscribers.normalise_email), or AddressError."""
+    try:
+        return repo.normalise_email(email)
+    except ValueError as exc:
+        raise AddressError(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    address: str
+    list_name: str
+    status: Status
+
+
+def add_subscriber(
+    settings: Settings,
+    store: Store,
+    list_name: str,
+    email: str,
+    *,
+    name: str = "",
+    confirmed: bool = False,
+) -> Subscribed:
+    """Subscribe the address to the list: pending (double opt-in) unless ``confirmed`` or
+    confirmed already. SuppressedAddressError or UnsubscribedAddressError, and nothing
+    stored, when the address may not be subscribed."""
+    settings.require_list(list_name)
+    address = checked_address(email)
+    with store.engine.begin() as conn:
+        if repo.is_suppressed(conn, repo.address_hash(store.secret, address)):
+            raise SuppressedAddressError(address, list_name)
+        subscriber_id = repo.add_subscriber(conn, address, name=name)
+        current = repo.subscription_status(conn, subscriber_id, list_name)
+        if current == Status.UNSUBSCRIBED:
+            raise UnsubscribedAddressError(address, list_name)
+        status = Status.CONFIRMED if confirmed or current == Status.CONFIRMED else Status.PENDING
+        consent = {"action": "added", "form": EDITOR_FORM}
+        repo.subscribe(conn, subscriber_id, list_name, status=status.value, consent=consent)
+    return Subscribed(address, list_name, status)
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    address: str
+    list_name: str
+    on_list: bool  # it had a subscription to the list (of any status); False: nothing changed
+    suppressed: bool  # the address is suppressed now (it left its last list, or was before)
+
+
+def remove_subscriber(settings: Settings, store: Store, list_name: str, email: str) -> Unsubscribed:
+    """Unsubscribe the address from the list; leaving the last list also suppresses it
+    (reason "unsubscribed")."""
+    settings.require_list(list_name)
+    address = checked_address(email)
+    with store.engine.begin() as conn:
+        person = repo.find_by_email(conn, address)
+        on_list = person is not None and membership.unsubscribe(
+            conn,
+            secret=store.secret,
+            subscriber_id=person.id,
+            list_name=list_name,
+            visitor=EDITOR,
+            form=EDITOR_FORM,
+        )
+        suppressed = repo.is_suppressed(conn, repo.address_hash(store.secret, address))
+    return Unsubscribed(address, list_name, on_list, suppressed)
+
+
+def import_subscribers(
+    settings: Settings,
+    store: Store,
+    list_name: str,
+    path: Path,
+    *,
+    confirmed: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import the CSV file at ``path`` (an email column; name and timezone optional) into the
+    list: pending unless ``confirmed``; suppressed or unsubscribed addresses are left alone;
+    each bad row is a problem with its line, and the others are imported."""
+    settings.require_list(list_name)
+    return import_csv(
+        store.engine,
+        path,
+        list_name,
+        secret=store.secret,
+        confirmed=confirmed,
+        progress=progress,
+    )
+
+
+def export_subscribers(
+    settings: Settings,
+    store: Store,
+    list_name: str,
+    stream: TextIO,
+    *,
+    status: Status | None = None,
+) -> int:
+    """Write the list's subscribers (of one status, or all) to ``stream`` as CSV (email, name,
+    timezone, status), a form import reads; how many rows. Open a file with newline=""."""
+    settings.require_list(list_name)
+    writer = csv.DictWriter(stream, fieldnames=people.EXPORT_COLUMNS)
+    writer.writeheader()
+    rows = 0
+    with store.engine.connect() as conn:
+        for row in people.export_rows(conn, list_name, _status(status)):
+            writer.writerow(row)
+            rows += 1
+    return rows
+
+
+def count_subscribers(
+    settings: Settings, store: Store, list_name: str, *, status: Status | None = None
+) -> int:
+    """The number of the list's subscriptions (of one status, or all)."""
+    settings.require_list(list_name)
+    with store.engine.connect() as conn:
+        return repo.count_subscriptions(conn, list_name, _status(status))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPerson:
+    """Everything stored about an address (a subject access request's answer)."""
+
+    email: str
+    subscriber: Record | None
+    subscriptions: tuple[Record, ...]
+    consent_records: tuple[Record, ...]
+    suppression: Record | None
+
+    def as_json(self) -> dict[str, object]:
+        """As JSON would hold it, in this order."""
+        return {
+            "email": self.email,
+            "subscriber": _plain(self.subscriber),
+            "subscriptions": [dict(item) for item in self.subscriptions],
+            "consent_records": [dict(item) for item in self.consent_records],
+            "suppression": _plain(self.suppression),
+        }
+
+
+def show_subscriber(settings: Settings, store: Store, email: str) -> StoredPerson:
+    """Everything stored about the address: subscriptions, consent, suppression."""
+    address = checked_address(email)
+    with store.engine.connect() as conn:
+        found = people.show(conn, address, store.secret)
+    return StoredPerson(
+        email=found["email"],
+        subscriber=found["subscriber"],
+        subscriptions=tuple(found["subscriptions"]),
+        consent_records=tuple(found["consent_records"]),
+        suppression=found["suppression"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    address: str
+    found: bool  # False: nothing was stored (the hash is suppressed all the same)
+
+
+def erase_subscriber(settings: Settings, store: Store, email: str) -> Erased:
+    """Delete the address and everything tied to it, keeping only its hash, suppressed (reason
+    "erased"), so it cannot be imported or subscribed again."""
+    address = checked_address(email)
+    with store.engine.begin() as conn:
+        found = people.erase(conn, address, store.secret)
+    return Erased(address, found)
+
+
+def _status(status: Status | None) -> str | None:
+    return None if status is None else status.value
+
+
+def _plain(record: Record | None) -> dict[str, JsonValue] | None:
+    return None if record is None else dict(record)

@@ -1,0 +1,138 @@
+"""`build`, `check`, `serve` and `worker`: the feeds, and the long-running processes."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from speakerfeed.actions.site import build_site, check_site
+from speakerfeed.cli.common import NO_FETCH, config_file, load, print_problems, progress_bar
+
+log = logging.getLogger("speakerfeed")
+
+
+@click.command()
+@click.option(
+    "--strict", is_flag=True, help="Exit with 1 if any article or upstream had a problem."
+)
+@click.option("--no-fetch", is_flag=True, help="Do not fetch upstream feeds (use articles/ only).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+@click.pass_context
+def build(ctx: click.Context, strict: bool, no_fetch: bool, quiet: bool) -> None:
+    """Read the articles and upstream feeds and write the feeds to the output folder.
+
+    Files whose bytes did not change are not rewritten; only changed articles are parsed again.
+    A bad article is reported with its path and line, and every other article still builds.
+    """
+    settings = load(ctx)
+    with progress_bar(not quiet) as progress:
+        report = build_site(settings, fetch_upstreams=not no_fetch, progress=progress)
+    print_problems(report.problems)
+    if not quiet:
+        click.echo(f"Built {settings.output_dir}: {report.summary()}")
+    if strict and report.errors:
+        ctx.exit(1)
+
+
+@click.command()
+@NO_FETCH
+@click.pass_context
+def check(ctx: click.Context, no_fetch: bool) -> None:
+    """Validate config.toml and every article; print every problem. Exit 1 if there is any.
+
+    Nothing is written.
+    """
+    settings = load(ctx)
+    report = check_site(settings, fetch_upstreams=not no_fetch)
+    print_problems(report.problems)
+    errors = len(report.errors)
+    click.echo(
+        f"{config_file(ctx)}: ok; {report.files} article files, {report.articles} published, "
+        f"{report.drafts} drafts; {errors} problem(s), {len(report.problems) - errors} warning(s)"
+    )
+    if errors:
+        ctx.exit(1)
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on [default: server.host].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: server.port].")
+@click.option("--no-build", is_flag=True, help="Serve the output folder as it is.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool) -> None:
+    """Run the service: migrate the database, build the feeds, serve the feeds and the readers'
+    pages, rebuild on schedule and when articles change, and send each list's digest on its
+    schedule (one process runs the scheduler; every process sends). 127.0.0.1 by default."""
+    import uvicorn
+
+    from speakerfeed.actions.database import start_service
+    from speakerfeed.service import Service
+    from speakerfeed.web.app import create_app
+
+    settings = load(ctx)
+    # A service's log says what it did (builds, sends, elections, start and stop) without -v;
+    # uvicorn's access log (every feed reader's poll) only with -v.
+    if log.getEffectiveLevel() > logging.INFO:
+        for name in ("speakerfeed", "uvicorn.error"):
+            logging.getLogger(name).setLevel(logging.INFO)
+    ready = start_service(settings)
+    click.echo(f"Database {ready.database}: revision {ready.revision}")
+    service = Service(settings, ready.engine, ready.secret, ready.transport)
+    if not no_build:
+        service.rebuild()
+        built = service.last_build
+        click.echo(
+            f"Built {settings.output_dir}: {built['articles']} articles, "
+            f"{built['written']} files written, {built['problems']} problems"
+        )
+    host = host or settings.server.host
+    port = port or settings.server.port
+    app = create_app(
+        settings,
+        engine=ready.engine,
+        secret=ready.secret,
+        transport=ready.transport,
+        service=service,
+    )
+    proxies = settings.server.trusted_proxies
+    click.echo(f"Serving {settings.output_dir} on http://{host}:{port}/ (Ctrl+C to stop)")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=list(proxies) or None,
+        server_header=False,
+        timeout_graceful_shutdown=60,
+        # uvicorn's loggers go through ours: one format for every line, JSON with --log-json.
+        log_config=None,
+        # A line per request costs more CPU than serving a 304 does: only with -v.
+        access_log=logging.getLogger().level <= logging.INFO,
+    )
+
+
+@click.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Work on send batches only (no web pages, no scheduler): add these on other machines
+    sharing the PostgreSQL database to send faster. Stops cleanly on SIGTERM or Ctrl+C."""
+    import signal
+    import threading
+
+    from speakerfeed.actions.database import start_service
+    from speakerfeed.service import Service
+
+    settings = load(ctx)
+    ready = start_service(settings)
+    service = Service(
+        settings, ready.engine, ready.secret, ready.transport, scheduling=False, watching=False
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    service.start()
+    click.echo("worker: sending batches as they come (Ctrl+C to stop)")
+    stop.wait()
+    service.stop()
