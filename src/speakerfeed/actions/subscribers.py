@@ -17,7 +17,7 @@ from typing import TextIO
 from speakerfeed.actions.database import Store
 from speakerfeed.config import Settings
 from speakerfeed.errors import AddressError, SuppressedAddressError, UnsubscribedAddressError
-from speakerfeed.store import people
+from speakerfeed.store import memberships, people
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.importer import ImportReport, Progress, import_csv
 from speakerfeed.subscriptions import membership
@@ -71,7 +71,7 @@ def add_subscriber(
         if repo.is_suppressed(conn, repo.address_hash(store.secret, address)):
             raise SuppressedAddressError(address, list_name)
         subscriber_id = repo.add_subscriber(conn, address, name=name)
-        current = repo.subscription_status(conn, subscriber_id, list_name)
+        current = memberships.status_of(conn, subscriber_id, list_name)
         if current == Status.UNSUBSCRIBED:
             raise UnsubscribedAddressError(address, list_name)
         status = Status.CONFIRMED if confirmed or current == Status.CONFIRMED else Status.PENDING

@@ -252,16 +252,6 @@ def iter_confirmed(
         last = rows[-1].id
 
 
-def subscription_status(conn: Connection, subscriber_id: str, list_name: str) -> str | None:
-    """The status of the person's subscription to the list, or None when there is none."""
-    found = conn.execute(
-        select(subscriptions.c.status)
-        .where(subscriptions.c.subscriber_id == subscriber_id)
-        .where(subscriptions.c.list_name == list_name)
-    ).scalar()
-    return None if found is None else str(found)
-
-
 def audience(
     list_name: str, cadence: str, named_cadences: Collection[str], *, after: str | None = None
 ) -> list[ColumnElement[bool]]:
