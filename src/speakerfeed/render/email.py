@@ -1,7 +1,7 @@
 """A digest as email: responsive, accessible HTML (Jinja2 -> MJML -> HTML) and a plain-text part.
 
 A digest is rendered once for all its subscribers. What differs per subscriber is left as the
-markers of ``render.placeholders``, each exactly once per part, for ``speakerfeed.messages`` to
+markers of ``mail.placeholders``, each exactly once per part, for ``speakerfeed.mail`` to
 fill in as bytes. The contract, for a subscriber named Jane O'Neil:
 
 - ``NAME`` sits in the greeting, ``Hello`` + NAME + ``,``. It becomes a space and the name, or

@@ -4,7 +4,7 @@ CommonMark with GitHub's tables and strikethrough. cmark-gfm (cmarkgfm) was meas
 as we need, but its Python binding never frees the rendered HTML nor the syntax tree (about 27 KB
 leaked per article, 270 MB for a 10,000-article archive), while pyromark is ten times faster and
 frees everything. Raw HTML in Markdown is allowed; like all article HTML it then passes through the
-allow-list in speakerfeed.sanitize.
+allow-list in speakerfeed.sources.sanitize.
 
 ::
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from speakerfeed.subscriptions import membership as subscriptions
+from speakerfeed.subscriptions import membership
 from speakerfeed.web.csrf import FIELD
 from speakerfeed.web.forms import field
 from speakerfeed.web.site import Site, log, visitor
@@ -78,7 +78,7 @@ class LeavePages:
 
         def leave() -> bool:
             with site.engine.begin() as conn:
-                return subscriptions.unsubscribe(
+                return membership.unsubscribe(
                     conn,
                     secret=site.secret,
                     subscriber_id=subscriber_id,

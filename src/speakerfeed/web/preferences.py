@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from speakerfeed.config import ListSettings
-from speakerfeed.subscriptions import membership as subscriptions
+from speakerfeed.subscriptions import membership
 from speakerfeed.web.forms import field
 from speakerfeed.web.site import Site, log, visitor
 
@@ -69,7 +69,7 @@ class PreferencePages:
             "name": person.name,
             "timezone": person.timezone,
             "lists": {
-                name for name, status in person.statuses.items() if status in subscriptions.ACTIVE
+                name for name, status in person.statuses.items() if status in membership.ACTIVE
             },
             "cadences": {
                 name: self._shown_cadence(name, chosen) for name, chosen in person.cadences.items()
@@ -125,7 +125,7 @@ class PreferencePages:
 
         def save() -> None:
             with site.engine.begin() as conn:
-                subscriptions.save_preferences(
+                membership.save_preferences(
                     conn,
                     secret=site.secret,
                     subscriber_id=subscriber_id,
@@ -158,8 +158,8 @@ class PreferencePages:
         if zone and zone not in time_zones():
             errors["timezone"] = "Choose a time zone from the list"
         name = " ".join(field(form, "name").split())
-        if len(name) > subscriptions.MAX_NAME:
-            errors["name"] = f"Enter a name of at most {subscriptions.MAX_NAME} characters"
+        if len(name) > membership.MAX_NAME:
+            errors["name"] = f"Enter a name of at most {membership.MAX_NAME} characters"
         values: dict[str, object] = {
             "name": name,
             "timezone": zone,

@@ -22,13 +22,13 @@ from starlette.routing import Route
 from speakerfeed.mail import tokens
 from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.store import rate_limits
-from speakerfeed.subscriptions import membership as subscriptions
+from speakerfeed.subscriptions import membership
 from speakerfeed.subscriptions.confirmation import confirmation_batch, new_message_id
 from speakerfeed.web.forms import client_ip, field
 from speakerfeed.web.site import Site, log, visitor
 
 HONEYPOT = "website"  # a field people never see; bots fill in every field they find
-MAX_NAME = subscriptions.MAX_NAME
+MAX_NAME = membership.MAX_NAME
 
 
 def routes(site: Site) -> list[Route]:
@@ -146,7 +146,7 @@ class SignupPages:
         assert list_settings is not None  # checked by _problems
         message_id = new_message_id(site.settings)
         with site.engine.begin() as conn:
-            subscriber_id = subscriptions.request_subscription(
+            subscriber_id = membership.request_subscription(
                 conn,
                 secret=site.secret,
                 email=values["email"],
@@ -158,8 +158,8 @@ class SignupPages:
             )
             if subscriber_id is None:
                 return None
-            address = subscriptions.email_of(conn, subscriber_id) or values["email"]
-            person = subscriptions.preferences(conn, subscriber_id)
+            address = membership.email_of(conn, subscriber_id) or values["email"]
+            person = membership.preferences(conn, subscriber_id)
         hours = site.settings.signup.confirm_link_hours
         expires = int(time.time()) + hours * 3600
         token = tokens.sign(site.secret, "confirm", subscriber_id, list_settings.name, expires)
@@ -216,9 +216,9 @@ class SignupPages:
         list_name, subscriber_id = found
         who = visitor(request)
 
-        def confirm() -> subscriptions.Confirmation:
+        def confirm() -> membership.Confirmation:
             with site.engine.begin() as conn:
-                return subscriptions.confirm(
+                return membership.confirm(
                     conn,
                     secret=site.secret,
                     subscriber_id=subscriber_id,
@@ -228,6 +228,6 @@ class SignupPages:
 
         outcome = await run_in_threadpool(confirm)
         log.info("confirm on list %s: %s", list_name, outcome.value)
-        if outcome is subscriptions.Confirmation.NOT_PENDING:
+        if outcome is membership.Confirmation.NOT_PENDING:
             return site.invalid_link(request)
         return RedirectResponse(request.url.path, status_code=303)
