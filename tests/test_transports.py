@@ -480,3 +480,21 @@ def test_an_empty_batch_sends_nothing(tmp_path: Path) -> None:
     assert MemoryTransport().send(make_batch(recipients=())) == []
     assert OutboxTransport(tmp_path / "outbox").send(make_batch(recipients=())) == []
     assert list((tmp_path / "outbox").iterdir()) == []
+
+
+def test_a_transport_whose_open_fails_is_closed_before_the_error_goes_on() -> None:
+    """``with transport:`` never reaches ``__exit__`` when ``open`` raises: ``__enter__``
+    closes it itself, so what ``open`` took before it failed is released."""
+    calls: list[str] = []
+
+    class HalfOpen(MemoryTransport):
+        def open(self) -> None:
+            calls.append("open")
+            raise TransportError("the second connection was refused")
+
+        def close(self) -> None:
+            calls.append("close")
+
+    with pytest.raises(TransportError, match="second connection"), HalfOpen():
+        calls.append("body")
+    assert calls == ["open", "close"]
