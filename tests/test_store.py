@@ -156,6 +156,29 @@ def test_check_constraints_refuse_bad_status_and_reason(engine: Engine) -> None:
         repo.subscribe(connection, subscriber_id, "daily", status="maybe", consent=CONSENT)
 
 
+def test_the_state_constraints_are_the_enums_and_the_text_migration_0004_wrote() -> None:
+    """SendState and DeliveryState make the CHECK constraints of sends and deliveries, in the
+    very words of migration 0004, so the enums needed no migration."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+    from sqlalchemy.schema import CreateTable
+
+    from speakerfeed.models import DeliveryState, SendState
+    from speakerfeed.store.schema import DELIVERY_STATES, deliveries, sends
+
+    expected = {
+        sends: "CHECK (state IN ('sending', 'paused', 'done', 'cancelled'))",
+        deliveries: (
+            "CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped'))"
+        ),
+    }
+    for table, check in expected.items():
+        for dialect in (SQLiteDialect_pysqlite(), PGDialect_psycopg()):  # type: ignore[no-untyped-call]
+            assert check in str(CreateTable(table).compile(dialect=dialect))
+    assert [str(state) for state in SendState] == ["sending", "paused", "done", "cancelled"]
+    assert [f"{state}" for state in DeliveryState] == list(DELIVERY_STATES)
+
+
 def test_email_is_unique_and_normalised(engine: Engine) -> None:
     upgrade(engine)
     with engine.begin() as connection:

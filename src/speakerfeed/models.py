@@ -119,6 +119,26 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # the connection broke after the message left: it may have arrived
 
 
+class SendState(StrEnum):
+    """A send's state (store.schema's sends.state): the values the ledger writes."""
+
+    SENDING = "sending"  # running, or waiting for a sender to carry on
+    PAUSED = "paused"  # stopped by errors or a transport that cannot send; ``resume`` it
+    DONE = "done"  # every row of the audience finished
+    CANCELLED = "cancelled"  # too late to be worth sending
+
+
+class DeliveryState(StrEnum):
+    """A ledger row's state (store.schema's deliveries.state): one recipient of one send."""
+
+    PENDING = "pending"  # to be sent (again, after a refusal for now)
+    SENDING = "sending"  # claimed by a sender and handed to the transport
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # the sender stopped while it was in flight: never resent on its own
+    SKIPPED = "skipped"  # left the list or was suppressed before their turn
+
+
 class DeliveryResult(NamedTuple):
     """What became of one recipient's copy (a NamedTuple, as Recipient)."""
 

@@ -30,14 +30,27 @@ from sqlalchemy import Connection, Engine
 from speakerfeed.config import Settings
 from speakerfeed.digest.letter import MessageTemplate
 from speakerfeed.errors import TransportError
-from speakerfeed.models import DeliveryResult, Digest, Outcome, RenderedDigest, Subscriber
+from speakerfeed.models import (
+    DeliveryResult,
+    DeliveryState,
+    Digest,
+    Outcome,
+    RenderedDigest,
+    SendState,
+    Subscriber,
+)
 from speakerfeed.store import ledger
 from speakerfeed.transports.base import InFlight, Transport
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (rows finished, rows in the send)
-FINISHED = ("sent", "failed", "unknown", "skipped")
+FINISHED = (
+    DeliveryState.SENT,
+    DeliveryState.FAILED,
+    DeliveryState.UNKNOWN,
+    DeliveryState.SKIPPED,
+)
 
 
 @dataclass
@@ -127,18 +140,18 @@ def run_send(
                 "%s: %d rows left in flight by a stopped sender are now unknown", send_id, stale
             )
         state = str(row["state"])
-        if state in ("done", "cancelled", "paused"):
+        if state in (SendState.DONE, SendState.CANCELLED, SendState.PAUSED):
             return SendReport(send_id, state, ledger.counts(conn, send_id))
         scheduled = row["scheduled_at"]
         assert isinstance(scheduled, datetime)
         counts = ledger.counts(conn, send_id)
         late = (now or datetime.now(UTC)) - scheduled
-        if counts["sent"] == 0 and late > timedelta(minutes=sending.max_lateness_minutes):
-            limit = sending.max_lateness_minutes
+        limit = sending.max_lateness_minutes
+        if counts[DeliveryState.SENT] == 0 and late > timedelta(minutes=limit):
             note = f"not sent: {_minutes(late)} late, over the maximum of {limit}"
-            ledger.set_send_state(conn, send_id, "cancelled", error=note)
+            ledger.set_send_state(conn, send_id, SendState.CANCELLED, error=note)
             log.warning("%s: %s", send_id, note)
-            return SendReport(send_id, "cancelled", counts, note)
+            return SendReport(send_id, SendState.CANCELLED, counts, note)
     named_cadences = tuple(settings.require_list(str(row["list_name"])).cadences)
     total = sum(counts.values())
     if progress is not None and not row["audience_complete"]:
@@ -165,18 +178,19 @@ def run_send(
     finally:
         gc.unfreeze()
     if paused is not None:
-        return _report(engine, send_id, "paused", paused)
+        return _report(engine, send_id, SendState.PAUSED, paused)
     with engine.begin() as conn:
         counts = ledger.counts(conn, send_id)
         now_row = ledger.send_row(conn, send_id)
-        if now_row is not None and now_row["state"] == "paused":  # by another of its processes
-            return SendReport(send_id, "paused", counts, str(now_row["last_error"]))
+        if now_row is not None and now_row["state"] == SendState.PAUSED:  # by another process
+            return SendReport(send_id, SendState.PAUSED, counts, str(now_row["last_error"]))
         complete = now_row is not None and bool(now_row["audience_complete"])
-        if complete and counts["pending"] == 0 and counts["sending"] == 0:
-            ledger.set_send_state(conn, send_id, "done")
-            state = "done"
+        unfinished = counts[DeliveryState.PENDING] + counts[DeliveryState.SENDING]
+        if complete and unfinished == 0:
+            ledger.set_send_state(conn, send_id, SendState.DONE)
+            state = SendState.DONE
         else:
-            state = "sending"
+            state = SendState.SENDING
     report = SendReport(send_id, state, counts, trouble)
     log.info("send %s", report.summary())
     return report
@@ -379,7 +393,7 @@ class _Batches:
         with self.shared.writing(self.engine), self.engine.begin() as conn:
             deferred = [_deferred(person.id, note) for person in claimed.people]
             ledger.record(conn, send_id, deferred, rowids=claimed.taken.rowids)
-            ledger.set_send_state(conn, send_id, "paused", error=note, add_errors=1)
+            ledger.set_send_state(conn, send_id, SendState.PAUSED, error=note, add_errors=1)
         log.error("%s: paused: %s", send_id, note)
         self.shared.stop()
         return note
@@ -408,14 +422,18 @@ class _Batches:
         failures = [r for r in results if r.outcome is not Outcome.SENT]
         if failures:
             ledger.set_send_state(
-                conn, send_id, "sending", error=failures[-1].detail, add_errors=len(failures)
+                conn,
+                send_id,
+                SendState.SENDING,
+                error=failures[-1].detail,
+                add_errors=len(failures),
             )
         errors = self._count(taken, recorded, failures, progress, total)
         max_errors = self.settings.sending.max_errors
         if not (failures and max_errors and errors >= max_errors):
             return None
         note = f"paused after {errors} errors; last: {failures[-1].detail}"
-        ledger.set_send_state(conn, send_id, "paused", error=note)
+        ledger.set_send_state(conn, send_id, SendState.PAUSED, error=note)
         log.error("%s: %s", send_id, note)
         self.shared.stop()
         return note
@@ -429,7 +447,7 @@ class _Batches:
         total: int,
     ) -> int:
         """Count a batch's finished rows and errors; the send's errors so far."""
-        finished = len(taken.ids) - recorded.get("pending", 0)
+        finished = len(taken.ids) - recorded.get(DeliveryState.PENDING, 0)
         done, errors = self.shared.add(finished, len(failures))
         if progress is not None:
             progress(done, total)
@@ -460,8 +478,8 @@ def resume(engine: Engine, send_id: str, *, resend_unknown: bool = False) -> int
         if row is None:
             raise LookupError(f"no send with id {send_id!r}")
         again = ledger.resend_unknown(conn, send_id) if resend_unknown else 0
-        if row["state"] in ("paused", "done") or again:
-            ledger.set_send_state(conn, send_id, "sending")
+        if row["state"] in (SendState.PAUSED, SendState.DONE) or again:
+            ledger.set_send_state(conn, send_id, SendState.SENDING)
         return again
 
 

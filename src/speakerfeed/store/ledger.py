@@ -60,7 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import ColumnElement
 
 from speakerfeed.mail.tokens import KeyedHmac
-from speakerfeed.models import DeliveryResult, Outcome, Subscriber
+from speakerfeed.models import DeliveryResult, DeliveryState, Outcome, SendState, Subscriber
 from speakerfeed.store import ledger_sqlite
 from speakerfeed.store.schema import (
     DELIVERY_STATES,
@@ -73,10 +73,10 @@ from speakerfeed.store.schema import (
 from speakerfeed.store.subscribers import address_hash, normalise_email, on_cadence, suppress
 
 _OUTCOME_STATE = {
-    Outcome.SENT: "sent",
-    Outcome.FAILED: "failed",
-    Outcome.UNKNOWN: "unknown",
-    Outcome.DEFERRED: "pending",
+    Outcome.SENT: DeliveryState.SENT,
+    Outcome.FAILED: DeliveryState.FAILED,
+    Outcome.UNKNOWN: DeliveryState.UNKNOWN,
+    Outcome.DEFERRED: DeliveryState.PENDING,
 }
 
 
@@ -118,7 +118,7 @@ def create_send(
             id=send_id,
             list_name=list_name,
             cadence=cadence,
-            state="sending",
+            state=SendState.SENDING,
             subject=content.subject,
             html=content.html,
             text=content.text,
@@ -218,7 +218,10 @@ def _audience_rows(
         select(
             literal(send_id),
             subscriptions.c.subscriber_id,
-            literal("pending" if worker is None else "sending"),
+            literal(
+                DeliveryState.PENDING if worker is None else DeliveryState.SENDING,
+                type_=deliveries.c.state.type,
+            ),
             literal(worker or ""),
             literal(_now(), type_=deliveries.c.updated_at.type),
         )
@@ -292,7 +295,7 @@ def take(conn: Connection, send_id: str, *, worker: str, limit: int) -> Taken:
         )
         ids = list(conn.execute(pending).scalars().all())
         if ids:
-            _set(conn, send_id, ids, state="sending", now=now, worker=worker)
+            _set(conn, send_id, ids, state=DeliveryState.SENDING, now=now, worker=worker)
         return Taken(ids)
     found = ledger_sqlite.take(conn, send_id, worker=worker, limit=limit, now=now)
     return Taken(sorted(found), found)
@@ -326,10 +329,10 @@ def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> li
             conn,
             send_id,
             skipped,
-            state="skipped",
+            state=DeliveryState.SKIPPED,
             now=_now(),
             detail="left or suppressed",
-            only_from="sending",
+            only_from=DeliveryState.SENDING,
             rowids=taken.rowids,
         )
     return chosen
@@ -402,7 +405,7 @@ def record(
             now=now,
             provider_id=provider_id[:200],
             detail=detail[:1000],
-            only_from="sending",
+            only_from=DeliveryState.SENDING,
             rowids=rowids,
         )
         counts[state] = counts.get(state, 0) + len(keys)
@@ -431,8 +434,11 @@ def release_stale(
         stale = or_(stale, deliveries.c.worker.in_(list(dead_workers)))
     result = conn.execute(
         update(deliveries)
-        .where(deliveries.c.send_id == send_id, deliveries.c.state == "sending", stale)
-        .values(state="unknown", detail="the sender stopped while this message was in flight")
+        .where(deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.SENDING, stale)
+        .values(
+            state=DeliveryState.UNKNOWN,
+            detail="the sender stopped while this message was in flight",
+        )
     )
     return int(result.rowcount or 0)
 
@@ -441,7 +447,7 @@ def workers_in_flight(conn: Connection, send_id: str) -> list[str]:
     """The workers holding rows of the send in flight."""
     found = conn.execute(
         select(deliveries.c.worker)
-        .where(deliveries.c.send_id == send_id, deliveries.c.state == "sending")
+        .where(deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.SENDING)
         .distinct()
     )
     return [str(worker) for worker in found.scalars()]
@@ -451,8 +457,8 @@ def resend_unknown(conn: Connection, send_id: str) -> int:
     """An operator's choice: try the ``unknown`` rows again (some may get a second copy)."""
     result = conn.execute(
         update(deliveries)
-        .where(deliveries.c.send_id == send_id, deliveries.c.state == "unknown")
-        .values(state="pending", updated_at=_now())
+        .where(deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.UNKNOWN)
+        .values(state=DeliveryState.PENDING, updated_at=_now())
     )
     return int(result.rowcount or 0)
 
@@ -474,7 +480,10 @@ def errors(conn: Connection, send_id: str, *, limit: int = 20) -> list[tuple[str
     """The commonest failure details of a send, with how many rows each."""
     rows = conn.execute(
         select(deliveries.c.detail, func.count().label("n"))
-        .where(deliveries.c.send_id == send_id, deliveries.c.state.in_(("failed", "unknown")))
+        .where(
+            deliveries.c.send_id == send_id,
+            deliveries.c.state.in_((DeliveryState.FAILED, DeliveryState.UNKNOWN)),
+        )
         .group_by(deliveries.c.detail)
         .order_by(func.count().desc())
         .limit(limit)
@@ -483,10 +492,10 @@ def errors(conn: Connection, send_id: str, *, limit: int = 20) -> list[tuple[str
 
 
 def set_send_state(
-    conn: Connection, send_id: str, state: str, *, error: str = "", add_errors: int = 0
+    conn: Connection, send_id: str, state: SendState, *, error: str = "", add_errors: int = 0
 ) -> None:
     values: dict[str, object] = {"state": state}
-    if state in ("done", "cancelled"):
+    if state in (SendState.DONE, SendState.CANCELLED):
         values["finished_at"] = _now()
     if error:
         values["last_error"] = error[:2000]
@@ -551,12 +560,12 @@ def _set(
     send_id: str,
     subscriber_ids: Sequence[str],
     *,
-    state: str,
+    state: DeliveryState,
     now: datetime,
     worker: str | None = None,
     provider_id: str | None = None,
     detail: str | None = None,
-    only_from: str | None = None,
+    only_from: DeliveryState | None = None,
     rowids: Mapping[str, int] | None = None,
 ) -> None:
     """Set the rows of ``subscriber_ids``; on SQLite by rowid where ``rowids`` has them all."""
