@@ -213,6 +213,28 @@ def test_normalise_email_and_address_hash() -> None:
         repo.address_hash(b"", "ann@example.org")
 
 
+def test_the_address_hash_is_pinned_hmac_sha256_of_the_normalised_address() -> None:
+    """Suppression lists and erasures in existing databases hold these hashes: the value for a
+    known secret and address must never change, however it is computed."""
+    import hashlib
+    import hmac
+
+    secret = b"pinned secret: suppressions must keep matching"
+    pinned = "704258ed1796543692916e4c20440f53953cf19ef0e9fac9e53e57551eccfa01"
+    assert repo.address_hash(secret, " Ann.Lee@Example.ORG ") == pinned
+    hasher = repo.AddressHasher(secret)
+    assert hasher("ann.lee@example.org") == pinned
+    assert hasher.digest(b"ann.lee@example.org").hex() == pinned
+    assert pinned == hmac.new(secret, b"ann.lee@example.org", hashlib.sha256).hexdigest()
+    # A key longer than SHA-256's block is hashed first (RFC 2104), as it always was.
+    assert repo.AddressHasher(b"k" * 100)("zoe@example.org") == (
+        "7962a0211911d646140a6700abb0eb4782fa7aa19c7ac1e92cb5929689c39d49"
+    )
+    assert "k" not in repr(repo.AddressHasher(b"k" * 32))
+    with pytest.raises(ValueError, match="empty secret"):
+        repo.AddressHasher(b"")
+
+
 def test_consent_records_are_appended(conn: Connection) -> None:
     subscriber_id = repo.add_subscriber(conn, "b@example.org")
     repo.subscribe(conn, subscriber_id, "daily", status="pending", consent=CONSENT)

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +35,7 @@ from sqlalchemy import Connection, Engine
 
 from speakerfeed.errors import Problem
 from speakerfeed.store.schema import subscribers
+from speakerfeed.store.subscribers import AddressHasher
 
 Progress = Callable[[str, int, int], None]
 KNOWN_COLUMNS = ("email", "name", "timezone")
@@ -43,7 +43,6 @@ KNOWN_COLUMNS = ("email", "name", "timezone")
 _ADDRESS = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+")
 _MAX_ADDRESS = 320
 _MAX_TIMEZONE = 64
-_SHA256_BLOCK = 64  # bytes: HMAC pads the key to the hash's block size
 # Rows per chunk handed to a writer: what bounds the memory in flight, whatever the batch size.
 _CHUNK = 10_000
 # Subscriber ids as secrets.token_urlsafe(12) makes them (16 characters from 12 random bytes),
@@ -185,7 +184,7 @@ def _check_rows(
     name_at = columns.get("name")
     zone_at = columns.get("timezone")
     address = _ADDRESS.fullmatch
-    digest = _address_hasher(secret)
+    digest = AddressHasher(secret).digest
     seen = _Seen()
     for line, fields in rows:
         if len(fields) != width or not (email := fields[email_at].strip().lower()):
@@ -210,26 +209,6 @@ def _check_rows(
             reader.problem(f"{email} appears earlier in the file; this row skipped", line=line)
             continue
         batches.add(email, name, zone, mac.hex())
-
-
-def _address_hasher(secret: bytes) -> Callable[[bytes], bytes]:
-    """HMAC-SHA256 keyed with ``secret``, as subscribers.address_hash computes it (RFC 2104),
-    with the two keyed pads hashed once: each address then costs two hash copies, about a
-    microsecond less than hmac.digest, which sets the key up again every time."""
-    key = (sha256(secret).digest() if len(secret) > _SHA256_BLOCK else secret).ljust(
-        _SHA256_BLOCK, b"\0"
-    )
-    inner = sha256(bytes(byte ^ 0x36 for byte in key))
-    outer = sha256(bytes(byte ^ 0x5C for byte in key))
-
-    def digest(message: bytes) -> bytes:
-        hashed = inner.copy()
-        hashed.update(message)
-        result = outer.copy()
-        result.update(hashed.digest())
-        return result.digest()
-
-    return digest
 
 
 class _Seen:

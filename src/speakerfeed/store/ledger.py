@@ -37,7 +37,7 @@ statements themselves.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,7 +59,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ColumnElement
 
-from speakerfeed.mail.tokens import KeyedHmac
 from speakerfeed.models import DeliveryResult, DeliveryState, Outcome, SendState, Subscriber
 from speakerfeed.store import ledger_sqlite
 from speakerfeed.store.schema import (
@@ -70,7 +69,7 @@ from speakerfeed.store.schema import (
     subscriptions,
     suppressions,
 )
-from speakerfeed.store.subscribers import address_hash, normalise_email, on_cadence, suppress
+from speakerfeed.store.subscribers import AddressHasher, on_cadence, suppress
 
 _OUTCOME_STATE = {
     Outcome.SENT: DeliveryState.SENT,
@@ -314,7 +313,7 @@ def screen(conn: Connection, send_id: str, taken: Taken, *, secret: bytes) -> li
             select(sends.c.list_name).where(sends.c.id == send_id)
         ).scalar_one()
         people = _people(conn, ids, confirmed_on=list_name)
-    hashed = _address_hasher(secret)
+    hashed = AddressHasher(secret)
     hashes = [hashed(email) for _, email, _ in people]
     suppressed = _suppressed(conn, hashes)
     chosen = [
@@ -420,7 +419,7 @@ def suppress_bounced(conn: Connection, subscriber_ids: Sequence[str], *, secret:
     emails = conn.execute(
         select(subscribers.c.email).where(_among(conn, subscribers.c.id, subscriber_ids))
     ).scalars()
-    hashed = _address_hasher(secret)
+    hashed = AddressHasher(secret)
     return sum(suppress(conn, hashed(email), "bounced") for email in emails)
 
 
@@ -524,18 +523,6 @@ def list_sends(conn: Connection, *, limit: int = 50) -> list[Mapping[str, object
         .limit(limit)
     ).all()
     return [dict(row._mapping) for row in rows]
-
-
-def _address_hasher(secret: bytes) -> Callable[[str], str]:
-    """subscribers.address_hash for one secret, keyed once (see tokens.KeyedHmac): the hash of
-    every address claimed is over a tenth of a claim's time otherwise."""
-    address_hash(secret, "check@example.org")  # its checks of the secret, once
-    keyed = KeyedHmac(secret)
-
-    def hashed(email: str) -> str:
-        return keyed.digest(normalise_email(email).encode("utf-8")).hex()
-
-    return hashed
 
 
 def _is_pending(state: ColumnElement[str]) -> ColumnElement[bool]:
