@@ -23,7 +23,7 @@ from speakerfeed.config.secret_key import MIN_SECRET_BYTES
 from speakerfeed.errors import HeaderError, MessageError
 from speakerfeed.mail import placeholders, tokens
 from speakerfeed.mail.fields import MAX_NAME_CHARS, display_name, mailbox
-from speakerfeed.mail.headers import safe_header_value
+from speakerfeed.mail.headers import quoted_string, safe_header_value
 from speakerfeed.models import Batch, Recipient, RenderedDigest, Subscriber
 
 MAX_SUBSCRIBER_ID_BYTES = 200  # keeps the links, and so the List-Unsubscribe lines, bounded
@@ -112,7 +112,7 @@ class MessageTemplate:
             sender=email.from_address,
             reply_to=email.reply_to,
             subject=subject,
-            list_id=f"{_quoted(title)} <{list_namespace}>",
+            list_id=f"{quoted_string(title)} <{list_namespace}>",
             text=rendered.text,
             html=rendered.html,
         )
@@ -200,11 +200,6 @@ def _random_parts(count: int) -> list[str]:
     from one read of the system's random source instead of one each."""
     text = base64.urlsafe_b64encode(secrets.token_bytes(9 * count)).decode()
     return [text[start : start + 12] for start in range(0, 12 * count, 12)]
-
-
-def _quoted(text: str) -> str:
-    """``text`` as an RFC 5322 quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _msgid_atom(opaque: str, *, limit: int) -> str:

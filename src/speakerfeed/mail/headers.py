@@ -90,11 +90,17 @@ def list_id_header(title: str, list_id: str) -> str:
     return _name_and_angle("List-Id: ", title, list_id, always_quote=True)
 
 
+def quoted_string(text: str) -> str:
+    """``text`` as an RFC 5322 quoted string: in double quotes, each backslash and double quote
+    escaped with a backslash. The one quoting of display names and list titles."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _quoted_phrase(text: str, *, always: bool = False) -> str:
     """An ASCII display name as an RFC 5322 phrase: bare atoms, or a quoted string."""
     if not always and _ATOM_PHRASE.fullmatch(text) and " " not in (text[0], text[-1]):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quoted_string(text)
 
 
 def _name_and_angle(prefix: str, name: str, angle_text: str, *, always_quote: bool) -> str:

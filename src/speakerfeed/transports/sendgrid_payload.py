@@ -38,7 +38,7 @@ from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 from speakerfeed.errors import HeaderError, MessageError, TransportError
 from speakerfeed.mail.body import MARKERS
 from speakerfeed.mail.fields import MAX_NAME_CHARS, display_name, field_key, field_value, mailbox
-from speakerfeed.mail.headers import safe_address, safe_header_value
+from speakerfeed.mail.headers import quoted_string, safe_address, safe_header_value
 from speakerfeed.models import Batch, Recipient
 
 MAX_PERSONALIZATIONS = 1_000  # per request, and as many recipients: one "to" each
@@ -274,4 +274,4 @@ def _display_name(name: str) -> str:
     clean = display_name(name, MAX_NAME_CHARS)
     if _NAME_SPECIALS.isdisjoint(clean):
         return clean
-    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quoted_string(clean)
