@@ -168,7 +168,7 @@ def run_send(
         named_cadences,
     )
     # Everything that exists now (modules, settings, the template) outlives the send: frozen,
-    # the garbage collector's full passes skip it, which were a fifth of the send's CPU time.
+    # the garbage collector's full passes skip it, which took much of the send's CPU time.
     # Forked processes start frozen too.
     gc.freeze()
     try:

@@ -213,8 +213,8 @@ def _check_rows(
 
 class _Seen:
     """The addresses met so far, as 63 bits of each one's HMAC: a false "duplicate" needs a 63-bit
-    collision. An open-addressing table of 8-byte slots, half full at most: 16 MB for a million
-    addresses, where a set of ints takes about 80 MB and the addresses themselves more."""
+    collision. An open-addressing table of 8-byte slots, half full at most: a fraction of the
+    memory of a set of ints, let alone of the addresses themselves."""
 
     def __init__(self) -> None:
         self.table = array("Q", bytes(8 * 65_536))  # 0 marks an empty slot

@@ -15,19 +15,19 @@ Claiming takes a batch of pending rows and marks them ``sending`` (``take``: Pos
 them first, ``FOR UPDATE SKIP LOCKED``; on SQLite it is one UPDATE ... RETURNING, the
 transaction's first statement, so it holds the one write lock before it reads: either way
 several processes share a send and never take the same row), then checks each person is still
-subscribed and not suppressed and marks the others ``skipped`` (``screen``). ``claim`` does both
-in one transaction; a sender commits each on its own, so that SQLite's write lock is held for
-the take only. Only then is the batch handed to the transport, and its results are written
-once they are in (a sender writes them in the same transaction as its next take). A crash in
-between leaves ``sending`` rows, which a later ``release_stale`` turns into ``unknown``:
-reported, and resent only when an operator asks (``resend_unknown``).
+subscribed and not suppressed and marks the others ``skipped`` (``screen``). A sender commits
+each on its own, so that SQLite's write lock is held for the take only. Only then is the batch
+handed to the transport, and its results are written once they are in (a sender writes them in
+the same transaction as its next take). A crash in between leaves ``sending`` rows, which a
+later ``release_stale`` turns into ``unknown``: reported, and resent only when an operator asks
+(``resend_unknown``).
 
 Only pending rows are indexed by state (schema.PENDING): a take removes its rows from that
 index, rows added already claimed never enter it, and writing a result changes no index at
 all. On SQLite, ``take`` and ``claim_audience`` also return each row's rowid, by which
 ``screen`` and ``record`` find it again, and the statements run once per batch are SQL text on
 the sqlite3 connection (store.ledger_sqlite: SQLAlchemy's own work per statement and per row
-was a quarter of their time).
+was a large part of their time).
 
 A batch's rows are named in each statement as one bound parameter (a JSON array on SQLite, an
 array on PostgreSQL) however many there are: binding one parameter per row cost more than the
@@ -245,19 +245,6 @@ def _audience(
     if after is not None:
         conditions.append(subscriptions.c.subscriber_id > after)
     return conditions
-
-
-def claim(
-    conn: Connection, send_id: str, *, worker: str, limit: int, secret: bytes
-) -> list[Subscriber]:
-    """Take up to ``limit`` pending rows for ``worker`` and screen them, in one transaction:
-    the people to send to now, in subscriber order (``take`` then ``screen``).
-
-    Whoever has unsubscribed from the list or been suppressed since the send began is marked
-    ``skipped`` instead. Commit before handing the batch to the transport.
-    """
-    taken = take(conn, send_id, worker=worker, limit=limit)
-    return screen(conn, send_id, taken, secret=secret) if taken.ids else []
 
 
 @dataclass(frozen=True, slots=True)
