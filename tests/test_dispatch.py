@@ -521,8 +521,8 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
     subscribers' key, results written by rowid."""
     from sqlalchemy import event
 
-    from speakerfeed.store import ledger_sqlite
     from speakerfeed.store.engine import engine_for_url
+    from speakerfeed.store.ledger import sqlite as ledger_sqlite
 
     engine = engine_for_url(f"sqlite:///{tmp_path / 'plans.sqlite3'}")
     upgrade(engine)

@@ -7,7 +7,7 @@ cost on SQLite. Here the statements go to the DBAPI
 connection underneath the caller's SQLAlchemy Connection, so they run inside its transaction
 and are committed with it; the time is rendered by the column type's own bind processor, so a
 row reads back exactly as if SQLAlchemy had written it. (SQLAlchemy's statement events do not
-see them.) PostgreSQL keeps the Core statements of store.ledger.
+see them.) PostgreSQL has Core statements of its own: ledger.postgresql.
 
 A batch's rows are named by one bound parameter, a JSON array read with json_each.
 """
