@@ -254,7 +254,6 @@ def iter_confirmed(
     )
     if cadence is not None:
         confirmed = confirmed.where(on_cadence(cadence, named_cadences))
-    hashed = AddressHasher(secret)
     last = ""
     while True:
         rows = conn.execute(
@@ -264,6 +263,7 @@ def iter_confirmed(
         ).all()
         if not rows:
             return
+        hashed = AddressHasher(secret)
         hashes = {row.id: hashed(row.email) for row in rows}
         suppressed = set(
             conn.execute(
