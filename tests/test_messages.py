@@ -555,7 +555,7 @@ def test_bad_arguments_are_programming_errors() -> None:
 
 def test_recipient_carries_the_values_and_headers_of_the_message() -> None:
     built = template()
-    person = built.recipient(Subscriber("sub-1", "jane@example.org", "  Jane\r\nDoe "))
+    (person,) = built.batch([Subscriber("sub-1", "jane@example.org", "  Jane\r\nDoe ")]).recipients
     assert (person.key, person.address, person.name) == ("sub-1", "jane@example.org", "Jane Doe")
     assert person.values[NAME] == " Jane Doe"
     unsubscribe, preferences = person.values[UNSUBSCRIBE_URL], person.values[PREFERENCES_URL]
@@ -571,7 +571,7 @@ def test_recipient_carries_the_values_and_headers_of_the_message() -> None:
         f"<{unsubscribe}>, <mailto:unsubscribe@speakernews.co.uk?subject=unsubscribe%20"
         f"{token_of(unsubscribe)}>"
     )
-    assert built.recipient(Subscriber("sub-2", "x@y.org")).values[NAME] == ""
+    assert built.batch([Subscriber("sub-2", "x@y.org")]).recipients[0].values[NAME] == ""
 
 
 def test_batch_holds_the_shared_parts_and_one_recipient_per_subscriber() -> None:

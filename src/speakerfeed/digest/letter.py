@@ -120,15 +120,12 @@ class MessageTemplate:
     def __repr__(self) -> str:  # never the signer's key, nor 50 KB of body
         return f"<MessageTemplate {self.digest_msgid} for list {self.list_name!r}>"
 
-    def recipient(self, subscriber: Subscriber) -> Recipient:
+    def _recipient(self, subscriber: Subscriber, random_part: str) -> Recipient:
         """``subscriber`` as a transport Recipient: key (the subscriber id), address, name, the
         values for the markers (plain text: transports escape them for HTML) and the
         Message-ID and List-Unsubscribe headers. HeaderError for an id that cannot go into a
         link; the address is checked by the transport, which reports it as that recipient's
         failure."""
-        return self._recipient(subscriber, secrets.token_urlsafe(9))
-
-    def _recipient(self, subscriber: Subscriber, random_part: str) -> Recipient:
         subscriber_id = _checked_id(subscriber.id)
         name = display_name(subscriber.name, MAX_NAME_CHARS)
         unsubscribe, preferences = self._tokens(subscriber_id)
