@@ -178,7 +178,8 @@ def test_rows_left_in_flight_by_a_dead_sender_become_unknown_not_resent(
 ) -> None:
     start(store)
     with store.begin() as conn:
-        claimed = ledger.claim(conn, "daily-1", worker="dead:1", limit=5, secret=SECRET)
+        taken = ledger.take(conn, "daily-1", worker="dead:1", limit=5)
+        claimed = ledger.screen(conn, "daily-1", taken, secret=SECRET)
         assert len(claimed) == 5
         conn.execute(
             update(deliveries)
@@ -520,8 +521,8 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
     subscribers' key, results written by rowid."""
     from sqlalchemy import event
 
-    from speakerfeed.store import ledger_sqlite
     from speakerfeed.store.engine import engine_for_url
+    from speakerfeed.store.ledger import sqlite as ledger_sqlite
 
     engine = engine_for_url(f"sqlite:///{tmp_path / 'plans.sqlite3'}")
     upgrade(engine)

@@ -24,6 +24,7 @@ from speakerfeed.mail.headers import safe_address, safe_header_value
 from speakerfeed.mail.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
 from speakerfeed.mail.tokens import sign, verify
 from speakerfeed.models import Digest, RenderedDigest, Subscriber
+from tests.support.letters import personalise
 from tests.support.project import project_settings
 
 SECRET = b"0123456789abcdef0123456789abcdef"
@@ -42,9 +43,9 @@ HEADERS = [
     "Subject",
     "Date",
     "Message-ID",
+    "List-Unsubscribe",
     "Reply-To",
     "List-Id",
-    "List-Unsubscribe",
     "List-Unsubscribe-Post",
     "MIME-Version",
     "Content-Type",
@@ -82,14 +83,14 @@ def template(
     config: Settings = SETTINGS,
     list_settings: ListSettings = DAILY,
 ) -> MessageTemplate:
-    return MessageTemplate.build(digest or rendered(), config, list_settings, SECRET, now=NOW)
+    return MessageTemplate.build(digest or rendered(), config, list_settings, SECRET)
 
 
 def message(
     subscriber: Subscriber | None = None, built: MessageTemplate | None = None
 ) -> tuple[bytes, EmailMessage]:
     subscriber = subscriber or Subscriber("sub-1", "jane@example.org", "Jane Doe")
-    raw = (built or template()).personalise(subscriber)
+    raw = personalise(built or template(), subscriber, now=NOW)
     parsed = PARSER.parsebytes(raw)
     assert isinstance(parsed, EmailMessage)
     return raw, parsed
@@ -254,7 +255,7 @@ def test_an_app_url_that_cannot_go_into_a_header_is_refused() -> None:
         lists=[{"name": "daily", "title": "The Daily"}],
     )
     built = template(config=config, list_settings=config.lists[0])
-    check_lines(built.personalise(Subscriber("李" * 66, "jane@example.org")))
+    check_lines(personalise(built, Subscriber("李" * 66, "jane@example.org")))
 
 
 def test_message_ids_are_unique_and_well_formed_for_any_subscriber_id() -> None:
@@ -277,9 +278,9 @@ def test_message_ids_are_unique_and_well_formed_for_any_subscriber_id() -> None:
 
 def test_a_subscriber_id_too_long_for_a_link_is_refused() -> None:
     with pytest.raises(HeaderError, match="List-Unsubscribe: subscriber id"):
-        template().personalise(Subscriber("x" * 201, "jane@example.org"))
+        personalise(template(), Subscriber("x" * 201, "jane@example.org"))
     with pytest.raises(HeaderError, match="subscriber id"):
-        template().personalise(Subscriber("", "jane@example.org"))
+        personalise(template(), Subscriber("", "jane@example.org"))
 
 
 def test_the_digest_must_be_for_the_list_and_the_key_long_enough() -> None:
@@ -287,14 +288,6 @@ def test_the_digest_must_be_for_the_list_and_the_key_long_enough() -> None:
         template(rendered(list_name="weekly"))
     with pytest.raises(MessageError, match="SPEAKERFEED_SECRET_KEY"):
         MessageTemplate.build(rendered(), SETTINGS, DAILY, b"short")
-
-
-def test_personalise_many_streams_one_message_per_subscriber() -> None:
-    subscribers = (Subscriber(f"s{n}", f"r{n}@example.org", f"Reader {n}") for n in range(5))
-    messages = template().personalise_many(subscribers)
-    assert not isinstance(messages, list | tuple)
-    names = [PARSER.parsebytes(raw)["To"].addresses[0].display_name for raw in messages]
-    assert names == [f"Reader {n}" for n in range(5)]
 
 
 # --- untrusted values ------------------------------------------------------------------------
@@ -334,7 +327,7 @@ def test_subject_cleaning_keeps_the_words() -> None:
 )  # fmt: skip
 def test_a_subscriber_address_that_is_not_plain_is_refused(address: str) -> None:
     with pytest.raises(HeaderError, match=r"^To: "):
-        template().personalise(Subscriber("sub-1", address, "Jane"))
+        personalise(template(), Subscriber("sub-1", address, "Jane"))
 
 
 def test_a_script_in_a_name_comes_out_escaped_in_html() -> None:
@@ -560,9 +553,9 @@ def test_bad_arguments_are_programming_errors() -> None:
 # --- the digest as a transport Batch --------------------------------------------------------
 
 
-def test_recipient_carries_the_values_and_headers_personalise_uses() -> None:
+def test_recipient_carries_the_values_and_headers_of_the_message() -> None:
     built = template()
-    person = built.recipient(Subscriber("sub-1", "jane@example.org", "  Jane\r\nDoe "))
+    (person,) = built.batch([Subscriber("sub-1", "jane@example.org", "  Jane\r\nDoe ")]).recipients
     assert (person.key, person.address, person.name) == ("sub-1", "jane@example.org", "Jane Doe")
     assert person.values[NAME] == " Jane Doe"
     unsubscribe, preferences = person.values[UNSUBSCRIBE_URL], person.values[PREFERENCES_URL]
@@ -578,7 +571,7 @@ def test_recipient_carries_the_values_and_headers_personalise_uses() -> None:
         f"<{unsubscribe}>, <mailto:unsubscribe@speakernews.co.uk?subject=unsubscribe%20"
         f"{token_of(unsubscribe)}>"
     )
-    assert built.recipient(Subscriber("sub-2", "x@y.org")).values[NAME] == ""
+    assert built.batch([Subscriber("sub-2", "x@y.org")]).recipients[0].values[NAME] == ""
 
 
 def test_batch_holds_the_shared_parts_and_one_recipient_per_subscriber() -> None:

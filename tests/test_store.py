@@ -156,6 +156,29 @@ def test_check_constraints_refuse_bad_status_and_reason(engine: Engine) -> None:
         repo.subscribe(connection, subscriber_id, "daily", status="maybe", consent=CONSENT)
 
 
+def test_the_state_constraints_are_the_enums_and_the_text_migration_0004_wrote() -> None:
+    """SendState and DeliveryState make the CHECK constraints of sends and deliveries, in the
+    very words of migration 0004, so the enums needed no migration."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+    from sqlalchemy.schema import CreateTable
+
+    from speakerfeed.models import DeliveryState, SendState
+    from speakerfeed.store.schema import DELIVERY_STATES, deliveries, sends
+
+    expected = {
+        sends: "CHECK (state IN ('sending', 'paused', 'done', 'cancelled'))",
+        deliveries: (
+            "CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped'))"
+        ),
+    }
+    for table, check in expected.items():
+        for dialect in (SQLiteDialect_pysqlite(), PGDialect_psycopg()):  # type: ignore[no-untyped-call]
+            assert check in str(CreateTable(table).compile(dialect=dialect))
+    assert [str(state) for state in SendState] == ["sending", "paused", "done", "cancelled"]
+    assert [f"{state}" for state in DeliveryState] == list(DELIVERY_STATES)
+
+
 def test_email_is_unique_and_normalised(engine: Engine) -> None:
     upgrade(engine)
     with engine.begin() as connection:
@@ -188,6 +211,28 @@ def test_normalise_email_and_address_hash() -> None:
     assert digest != repo.address_hash(b"other-secret", "ann@example.org")
     with pytest.raises(ValueError, match="empty secret"):
         repo.address_hash(b"", "ann@example.org")
+
+
+def test_the_address_hash_is_pinned_hmac_sha256_of_the_normalised_address() -> None:
+    """Suppression lists and erasures in existing databases hold these hashes: the value for a
+    known secret and address must never change, however it is computed."""
+    import hashlib
+    import hmac
+
+    secret = b"pinned secret: suppressions must keep matching"
+    pinned = "704258ed1796543692916e4c20440f53953cf19ef0e9fac9e53e57551eccfa01"
+    assert repo.address_hash(secret, " Ann.Lee@Example.ORG ") == pinned
+    hasher = repo.AddressHasher(secret)
+    assert hasher("ann.lee@example.org") == pinned
+    assert hasher.digest(b"ann.lee@example.org").hex() == pinned
+    assert pinned == hmac.new(secret, b"ann.lee@example.org", hashlib.sha256).hexdigest()
+    # A key longer than SHA-256's block is hashed first (RFC 2104), as it always was.
+    assert repo.AddressHasher(b"k" * 100)("zoe@example.org") == (
+        "7962a0211911d646140a6700abb0eb4782fa7aa19c7ac1e92cb5929689c39d49"
+    )
+    assert "k" not in repr(repo.AddressHasher(b"k" * 32))
+    with pytest.raises(ValueError, match="empty secret"):
+        repo.AddressHasher(b"")
 
 
 def test_consent_records_are_appended(conn: Connection) -> None:

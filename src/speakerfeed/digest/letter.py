@@ -1,41 +1,29 @@
-"""A rendered digest as a MIME message template, filled in per subscriber as bytes.
+"""A rendered digest as a transport Batch: the shared parts, and per subscriber a Recipient.
 
-Everything the subscribers share is encoded once, in ``MessageTemplate.build``: the headers, and
-the body (speakerfeed.mail.body: both parts as quoted-printable bytes split at the markers of
-speakerfeed.mail.placeholders). ``personalise`` then only signs two tokens, encodes the few
-per-subscriber values (the name and two URLs) and joins bytes: no email-package object, template
-engine or MJML per subscriber.
-
-``batch`` gives the same digest as a transport ``Batch`` instead (the shared parts, and per
-subscriber a ``Recipient`` with the values and headers), so it can go through any transport:
-SMTP and the outbox fill the markers in the same way, SendGrid has them substituted.
+``MessageTemplate.build`` checks and prepares once what every subscriber's copy shares (the
+sender, the subject, the List-Id, the link bases, the token signer); ``batch`` then gives the
+digest for a slice of the subscribers as one ``Batch``, each ``Recipient`` with its name, its
+signed links as the values of the markers of speakerfeed.mail.placeholders, and its Message-ID
+and List-Unsubscribe headers. Any transport takes it: SMTP and the outbox encode each copy with
+speakerfeed.mail.mime (the one MIME encoder, which a preview uses too), SendGrid has the markers
+substituted.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from urllib.parse import quote, urlsplit
 
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.config.secret_key import MIN_SECRET_BYTES
 from speakerfeed.errors import HeaderError, MessageError
 from speakerfeed.mail import placeholders, tokens
-from speakerfeed.mail.body import MimeBody
 from speakerfeed.mail.fields import MAX_NAME_CHARS, display_name, mailbox
-from speakerfeed.mail.headers import (
-    address_header,
-    list_id_header,
-    safe_address,
-    safe_header_value,
-    unstructured,
-)
+from speakerfeed.mail.headers import quoted_string, safe_header_value
 from speakerfeed.models import Batch, Recipient, RenderedDigest, Subscriber
 
 MAX_SUBSCRIBER_ID_BYTES = 200  # keeps the links, and so the List-Unsubscribe lines, bounded
@@ -46,28 +34,19 @@ _MSGID_MAX = 36  # characters of a subscriber id kept in a Message-ID (a UUID fi
 _MSGID_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 _URL_BASE = re.compile(r"[!#-;=?-~]+")  # printable ASCII without space, '"', '<' or '>'
 _LIST_NAMESPACE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
-_URLS = frozenset({placeholders.UNSUBSCRIBE_URL, placeholders.PREFERENCES_URL})
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class MessageTemplate:
-    """A digest's message, encoded once by ``build``; ``personalise`` makes one subscriber's."""
+    """A digest's shared parts, checked once by ``build``; ``batch`` makes a Batch of them."""
 
     list_name: str
-    secret_key: bytes
     signer: tokens.Signer  # the unsubscribe and preferences tokens, keyed once
     digest_msgid: str
     msgid_domain: str
     unsubscribe_base: str  # URL up to the token
     preferences_base: str
-    unsubscribe_base_html: str
-    preferences_base_html: str
     unsubscribe_mailto: str  # address, or "" for no mailto in List-Unsubscribe
-    head: bytes  # From
-    after_to: bytes  # Subject, Date
-    after_message_id: bytes  # Reply-To, List-Id
-    after_list_unsubscribe: bytes  # List-Unsubscribe-Post
-    body: MimeBody
     # What ``batch`` hands a transport, which encodes (or has the provider encode) it itself.
     sender: str  # From as configured
     reply_to: str
@@ -83,10 +62,9 @@ class MessageTemplate:
         settings: Settings,
         list_settings: ListSettings,
         secret_key: bytes,
-        *,
-        now: datetime | None = None,
     ) -> MessageTemplate:
-        """``now``: the send's date for the Date header (default: the current time)."""
+        """MessageError or HeaderError when the digest, the settings or the key cannot make a
+        message (checked here once, not per subscriber)."""
         if rendered.digest.list_name != list_settings.name:
             raise MessageError(
                 f"digest {rendered.digest.id!r} is for list {rendered.digest.list_name!r}, "
@@ -107,23 +85,15 @@ class MessageTemplate:
                 "(punycode host, percent-encoded path) without spaces, quotes, angle brackets "
                 "or '=?'"
             )
-        from_name, from_address = mailbox(email.from_address, field="From")
-        head = address_header("From", from_name, from_address)
-
+        from_address = mailbox(email.from_address, field="From")[1]
         subject = safe_header_value(rendered.subject, field="Subject", clean=True)
-        date = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
-        after_to = unstructured("Subject", subject) + f"Date: {date}\r\n"
-
-        after_message_id = ""
         if email.reply_to:
-            reply_name, reply_address = mailbox(email.reply_to, field="Reply-To")
-            after_message_id += address_header("Reply-To", reply_name, reply_address)
+            mailbox(email.reply_to, field="Reply-To")  # refused here rather than per batch
         host = urlsplit(settings.site.url).hostname or ""
         if not _LIST_NAMESPACE.fullmatch(host):
             raise HeaderError("List-Id", f"site.url host {host!r} cannot name a list")
         title = safe_header_value(list_settings.title, field="List-Id", clean=True)
         list_namespace = f"{list_settings.name}.{host}"
-        after_message_id += list_id_header(title, list_namespace)
 
         mailto = ""
         if email.unsubscribe_mailto:
@@ -133,87 +103,35 @@ class MessageTemplate:
         preferences_base = f"{app_url}/preferences/{list_settings.name}/"
         return cls(
             list_name=list_settings.name,
-            secret_key=secret_key,
             signer=tokens.Signer(secret_key, list_settings.name, ("unsubscribe", "preferences")),
             digest_msgid=_msgid_atom(rendered.digest.id, limit=64),
             msgid_domain=from_address.rpartition("@")[2],
             unsubscribe_base=unsubscribe_base,
             preferences_base=preferences_base,
-            unsubscribe_base_html=html.escape(unsubscribe_base),
-            preferences_base_html=html.escape(preferences_base),
             unsubscribe_mailto=mailto,
-            head=head.encode("ascii"),
-            after_to=after_to.encode("ascii"),
-            after_message_id=after_message_id.encode("ascii"),
-            after_list_unsubscribe=f"List-Unsubscribe-Post: {LIST_UNSUBSCRIBE_POST}\r\n".encode(),
-            body=MimeBody.encode(rendered.text, rendered.html, never_empty=_URLS),
             sender=email.from_address,
             reply_to=email.reply_to,
             subject=subject,
-            list_id=f"{_quoted(title)} <{list_namespace}>",
+            list_id=f"{quoted_string(title)} <{list_namespace}>",
             text=rendered.text,
             html=rendered.html,
         )
 
-    def __repr__(self) -> str:  # never the secret key, nor 50 KB of body
+    def __repr__(self) -> str:  # never the signer's key, nor 50 KB of body
         return f"<MessageTemplate {self.digest_msgid} for list {self.list_name!r}>"
 
-    def personalise(self, subscriber: Subscriber) -> bytes:
-        """The complete message for ``subscriber``, CRLF line endings. HeaderError when the
-        subscriber's address or id cannot go into a header safely."""
-        address = safe_address(subscriber.email, field="To")
-        subscriber_id = _checked_id(subscriber.id)
-        name = display_name(subscriber.name, MAX_NAME_CHARS)
-        unsubscribe, preferences = self._tokens(subscriber_id)
-        unsubscribe_url = self.unsubscribe_base + unsubscribe
-        list_unsubscribe = self._list_unsubscribe(unsubscribe_url, unsubscribe, ",\r\n ")
-        out = [
-            self.head,
-            address_header("To", name, address).encode("ascii"),
-            self.after_to,
-            f"Message-ID: {self._message_id(subscriber_id, secrets.token_urlsafe(9))}\r\n".encode(),
-            self.after_message_id,
-            f"List-Unsubscribe: {list_unsubscribe}\r\n".encode("ascii"),
-            self.after_list_unsubscribe,
-        ]
-        # Tokens are URL-safe base64 and "." (nothing to escape in HTML); the bases are escaped.
-        self.body.fill(
-            (
-                f" {name}".encode() if name else b"",
-                unsubscribe_url.encode(),
-                (self.preferences_base + preferences).encode(),
-            ),
-            (
-                f" {html.escape(name)}".encode() if name else b"",
-                (self.unsubscribe_base_html + unsubscribe).encode(),
-                (self.preferences_base_html + preferences).encode(),
-            ),
-            out,
-        )
-        return b"".join(out)
-
-    def personalise_many(self, subscribers: Iterable[Subscriber]) -> Iterator[bytes]:
-        """``personalise`` for each subscriber, lazily; stops at the first HeaderError, so call
-        ``personalise`` one at a time to skip a bad address and carry on."""
-        personalise = self.personalise
-        for subscriber in subscribers:
-            yield personalise(subscriber)
-
-    def recipient(self, subscriber: Subscriber) -> Recipient:
+    def _recipient(self, subscriber: Subscriber, random_part: str) -> Recipient:
         """``subscriber`` as a transport Recipient: key (the subscriber id), address, name, the
         values for the markers (plain text: transports escape them for HTML) and the
         Message-ID and List-Unsubscribe headers. HeaderError for an id that cannot go into a
         link; the address is checked by the transport, which reports it as that recipient's
         failure."""
-        return self._recipient(subscriber, secrets.token_urlsafe(9))
-
-    def _recipient(self, subscriber: Subscriber, random_part: str) -> Recipient:
         subscriber_id = _checked_id(subscriber.id)
         name = display_name(subscriber.name, MAX_NAME_CHARS)
         unsubscribe, preferences = self._tokens(subscriber_id)
         unsubscribe_url = self.unsubscribe_base + unsubscribe
-        # Positional (key, address, name, values, headers): a quarter less time than keywords,
-        # for every recipient of a send.
+        # Positional (key, address, name, values, headers): faster than keywords, and made for
+        # every recipient of a send.
         return Recipient(
             subscriber_id,
             subscriber.email,
@@ -225,7 +143,7 @@ class MessageTemplate:
             },
             (
                 ("Message-ID", self._message_id(subscriber_id, random_part)),
-                ("List-Unsubscribe", self._list_unsubscribe(unsubscribe_url, unsubscribe, ", ")),
+                ("List-Unsubscribe", self._list_unsubscribe(unsubscribe_url, unsubscribe)),
             ),
         )
 
@@ -257,10 +175,10 @@ class MessageTemplate:
             f".{random_part}@{self.msgid_domain}>"
         )
 
-    def _list_unsubscribe(self, url: str, token: str, separator: str) -> str:
+    def _list_unsubscribe(self, url: str, token: str) -> str:
         value = f"<{url}>"
         if self.unsubscribe_mailto:
-            value += f"{separator}<mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}>"
+            value += f", <mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}>"
         return value
 
 
@@ -279,11 +197,6 @@ def _random_parts(count: int) -> list[str]:
     from one read of the system's random source instead of one each."""
     text = base64.urlsafe_b64encode(secrets.token_bytes(9 * count)).decode()
     return [text[start : start + 12] for start in range(0, 12 * count, 12)]
-
-
-def _quoted(text: str) -> str:
-    """``text`` as an RFC 5322 quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _msgid_atom(opaque: str, *, limit: int) -> str:

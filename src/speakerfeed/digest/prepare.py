@@ -17,6 +17,7 @@ from speakerfeed.digest.archive import last_issued
 from speakerfeed.digest.letter import MessageTemplate
 from speakerfeed.digest.select import cadence_schedule, next_digest
 from speakerfeed.errors import Problem
+from speakerfeed.mail.mime import BatchTemplate
 from speakerfeed.models import RenderedDigest, Subscriber
 from speakerfeed.output import write_atomic
 from speakerfeed.render.email import render_digest
@@ -67,11 +68,13 @@ def prepare(
         return None
     rendered = render_digest(settings, list_settings, digest)
     key = (secrets or Secrets.from_env()).secret_key.encode() or PREVIEW_KEY
-    template = MessageTemplate.build(rendered, settings, list_settings, key)
+    # Through the Batch and the MIME encoder that the SMTP and outbox transports use: the
+    # preview is the message they would send.
+    batch = MessageTemplate.build(rendered, settings, list_settings, key).batch([SAMPLE_SUBSCRIBER])
     return Preview(
         rendered=rendered,
         findings=lint_digest(settings, rendered),
-        message=template.personalise(SAMPLE_SUBSCRIBER),
+        message=BatchTemplate.build(batch).personalise(batch.recipients[0]),
         problems=report.problems,
     )
 

@@ -71,17 +71,15 @@ class _PartTemplate:
     markers: tuple[int, ...]  # indices into MARKERS
 
     @classmethod
-    def encode(cls, text: str, never_empty: frozenset[int]) -> _PartTemplate:
-        """``never_empty``: markers whose value always has characters (a URL), which spares
-        the text before them from encoding a space at its end."""
+    def encode(cls, text: str) -> _PartTemplate:
+        """A marker's value may be empty, so the text before it is encoded as if a line break
+        or the end of the part could follow it."""
         pieces = _MARKER_SPLIT.split(text.replace("\r\n", "\n").replace("\r", "\n"))
         texts, found = pieces[0::2], [MARKER_INDEX[m] for m in pieces[1::2]]
         markers = (*found, _END)
         segments = []
         following = ""  # the first character after each text, "" at the end of the part
-        for text_piece, marker in zip(reversed(texts), reversed(markers), strict=True):
-            if marker in never_empty:
-                following = "h"  # any character but a line break
+        for text_piece in reversed(texts):
             segments.append(_Segment.encode(text_piece, ends_line=following in ("", "\n")))
             following = text_piece[:1] or following
         return cls(tuple(reversed(segments)), markers)
@@ -113,20 +111,18 @@ class MimeBody:
     used: tuple[bool, ...]  # per marker in MARKERS: found in the text or the HTML
 
     @classmethod
-    def encode(cls, text: str, html: str, *, never_empty: frozenset[str] = frozenset()) -> MimeBody:
-        """``never_empty``: markers whose values are never "" (URLs); see _PartTemplate."""
+    def encode(cls, text: str, html: str) -> MimeBody:
         boundary = "=_" + secrets.token_hex(16)  # "=_" never occurs in quoted-printable text
         head = (
             "MIME-Version: 1.0\r\n"
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
             "\r\n" + _part_head(boundary, "text/plain")
         )
-        indices = frozenset(MARKER_INDEX[marker] for marker in never_empty)
         return cls(
             head=head.encode("ascii"),
-            text=_PartTemplate.encode(text, indices),
+            text=_PartTemplate.encode(text),
             between_parts=("\r\n" + _part_head(boundary, "text/html")).encode("ascii"),
-            html=_PartTemplate.encode(html, indices),
+            html=_PartTemplate.encode(html),
             tail=f"\r\n--{boundary}--\r\n".encode("ascii"),
             used=tuple(marker in text or marker in html for marker in MARKERS),
         )

@@ -108,8 +108,8 @@ def field_value(name: str, value: str) -> str:
 def _check_value(name: str, value: str) -> None:
     if not value or value.isspace():
         raise HeaderError(name, "an empty value")
-    # Every character safe_header_value refuses is unprintable, and isprintable() is several
-    # times faster than its regex: that one runs only when there is something to report.
+    # Every character safe_header_value refuses is unprintable, and isprintable() is faster
+    # than its regex: that one runs only when there is something to report.
     if not value.isprintable() or "=?" in value:
         safe_header_value(value, field=name)
     room = MAX_LINE_HARD - len(name) - 2

@@ -82,23 +82,24 @@ def address_header(field: str, display_name: str, address: str) -> str:
     words when not ASCII or too long for one line."""
     if not display_name:
         return f"{field}: {address}\r\n"
-    return _name_and_angle(f"{field}: ", display_name, address, always_quote=False)
+    return _name_and_angle(f"{field}: ", display_name, address)
 
 
-def list_id_header(title: str, list_id: str) -> str:
-    """``List-Id: "title" <list_id>`` (RFC 2919), the title always quoted or encoded."""
-    return _name_and_angle("List-Id: ", title, list_id, always_quote=True)
-
-
-def _quoted_phrase(text: str, *, always: bool = False) -> str:
-    """An ASCII display name as an RFC 5322 phrase: bare atoms, or a quoted string."""
-    if not always and _ATOM_PHRASE.fullmatch(text) and " " not in (text[0], text[-1]):
-        return text
+def quoted_string(text: str) -> str:
+    """``text`` as an RFC 5322 quoted string: in double quotes, each backslash and double quote
+    escaped with a backslash. The one quoting of display names and list titles."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _name_and_angle(prefix: str, name: str, angle_text: str, *, always_quote: bool) -> str:
-    phrase = _quoted_phrase(name, always=always_quote) if name.isascii() else None
+def _quoted_phrase(text: str) -> str:
+    """An ASCII display name as an RFC 5322 phrase: bare atoms, or a quoted string."""
+    if _ATOM_PHRASE.fullmatch(text) and " " not in (text[0], text[-1]):
+        return text
+    return quoted_string(text)
+
+
+def _name_and_angle(prefix: str, name: str, angle_text: str) -> str:
+    phrase = _quoted_phrase(name) if name.isascii() else None
     if phrase is not None and len(prefix) + len(phrase) <= MAX_LINE:
         lines = [prefix + phrase]
     else:

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from speakerfeed.models import DeliveryState, SendState
+
 # Deterministic constraint names, so migrations can refer to them on both engines.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -69,7 +71,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    """A CHECK constraint's text. ``str(value)``: an enum member's repr is not its value."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 subscribers = Table(
@@ -155,8 +158,9 @@ rate_limits = Table(
     Column("hits", Integer, nullable=False),
 )
 
-SEND_STATES = ("sending", "paused", "done", "cancelled")
-DELIVERY_STATES = ("pending", "sending", "sent", "failed", "unknown", "skipped")
+# In the enums' order, which the CHECK constraints' text (migration 0004) follows.
+SEND_STATES = tuple(state.value for state in SendState)
+DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 # The partial index's predicate. A query uses the index only when it says the same, with the
 # value written in, not bound: see ledger.PENDING.
 PENDING = "state = 'pending'"

@@ -65,7 +65,13 @@ class Transport(ABC):
         return InFlight(lambda: results)
 
     def __enter__(self) -> Self:
-        self.open()
+        """``open``; when that fails, ``close`` releases what it took before the error goes on
+        (a pool whose third connection failed, say): ``__exit__`` never runs then."""
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(

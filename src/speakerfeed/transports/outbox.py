@@ -1,24 +1,24 @@
 """A transport that writes each message as a .eml file into a folder: the default, needing no
 server, and a way to look at exactly what would be sent.
 
-Each file appears whole or not at all: it is written under a temporary name (a dot file, which
-folder watchers skip) and renamed into place. Names sort by time and never repeat: the UTC time
-to the microsecond, the recipient's key (made safe for a file name) and 48 random bits. Files
-are readable by their owner only (they hold signed unsubscribe links). Nothing is fsynced: that
-would cost a disk flush per message, and an outbox lost in a crash is sent again.
+Each file appears whole or not at all (speakerfeed.output.write_atomic: written under a
+temporary name, a dot file which folder watchers skip, and renamed into place). Names sort by
+time and never repeat: the UTC time to the microsecond, the recipient's key (made safe for a
+file name) and 48 random bits. Files are readable by their owner only (they hold signed
+unsubscribe links). Nothing is fsynced: that would cost a disk flush per message, and an
+outbox lost in a crash is sent again.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from speakerfeed.mail.mime import BatchTemplate
 from speakerfeed.models import Batch, DeliveryResult, Outcome, Recipient
+from speakerfeed.output import write_atomic
 from speakerfeed.transports.base import Transport
 from speakerfeed.transports.one_by_one import send_one_by_one
 
@@ -50,12 +50,5 @@ class OutboxTransport(Transport):
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         safe_key = _UNSAFE_IN_NAME.sub("_", key)[:_KEY_CHARS] or "-"
         path = self.folder / f"{stamp}-{safe_key}-{secrets.token_hex(6)}.eml"
-        descriptor, temporary = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(data)
-            Path(temporary).replace(path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data, mode=0o600)
         return path

@@ -1,14 +1,14 @@
 """Request bodies for SendGrid's v3 /v3/mail/send, made fast enough for 1,000 recipients a go.
 
-Measured on this project's 2-core machine, sendgrid.helpers.mail takes 21 to 26 ms of CPU (55 ms
-on a busy moment) to build and serialise one request of 1,000 personalizations of a digest: a
-tree of helper objects per personalization. 1,000,000 recipients in 20 s leaves well under 10 ms
-per request, for everything. So the helpers build only the shared part, once per batch, where
-their model and rules are worth having (text/plain content before text/html; their check for
-an API key pasted into the content only looks at its start, so a search here looks
-everywhere), and each personalization is written as JSON text directly with json's C string
-encoder, checks included: about 7.5 ms per 1,000. The body is ``{"personalizations":[...],``
-then the shared part's members. A test checks that the JSON is the helpers' JSON.
+sendgrid.helpers.mail builds a tree of helper objects per personalization: far too slow for
+requests of 1,000 recipients made again and again through a large send. So the helpers build
+only the shared part, once per batch, where their model and rules are worth having (text/plain
+content before text/html; their check for an API key pasted into the content only looks at its
+start, so a search here looks everywhere), and each personalization is written as JSON text
+directly with json's C string encoder, checked with the shared header checks and escaped with
+html.escape. The body is ``{"personalizations":[...],`` then the shared part's members. A test
+checks that the JSON is the helpers' JSON. (Personalizations built as dicts and serialised by
+json.dumps were measured too, and were clearly slower.)
 
 SendGrid substitutes the same value wherever a key occurs, in text and HTML alike, but an HTML
 value must be escaped: so where some recipient's value needs escaping, the shared HTML gets its
@@ -19,6 +19,7 @@ both the plain and the escaped values; the other markers keep one key for both p
 from __future__ import annotations
 
 import functools
+import html
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -38,14 +39,13 @@ from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 from speakerfeed.errors import HeaderError, MessageError, TransportError
 from speakerfeed.mail.body import MARKERS
 from speakerfeed.mail.fields import MAX_NAME_CHARS, display_name, field_key, field_value, mailbox
-from speakerfeed.mail.headers import safe_address, safe_header_value
+from speakerfeed.mail.headers import quoted_string, safe_address, safe_header_value
 from speakerfeed.models import Batch, Recipient
 
 MAX_PERSONALIZATIONS = 1_000  # per request, and as many recipients: one "to" each
 MAX_SUBSTITUTIONS = 10_000  # per request
 MAX_PERSONALIZATION_BYTES = 10_000  # of substitutions, and of custom_args, per personalization
 MAX_CATEGORY = 255
-MAX_PLAIN_HEADER = 900  # characters of an ASCII header value surely within a line's 998
 KEY_ARG = "speakerfeed_key"  # custom_args name carrying Recipient.key back in webhook events
 
 HTML_KEYS = {marker: marker.replace("SFMARK", "SFHTML") for marker in MARKERS}
@@ -86,9 +86,8 @@ class SendGridPayload:
         html_used = [marker for marker in MARKERS if marker in batch.html]
         # Keys of their own in the HTML only for values that some recipient of the batch needs
         # escaped there: the links never do, names seldom, and each key left out is a value
-        # less per recipient (a third of a digest's personalization, to build and to send).
-        # (All the batch's values for a marker joined and searched at once: a fifth of the time
-        # of a test per value.)
+        # less per recipient, to build and to send. (All the batch's values for a marker are
+        # joined and searched at once, faster than a test per value.)
         own_html = [
             marker
             for marker in html_used
@@ -152,6 +151,7 @@ class SendGridPayload:
     def personalization(self, recipient: Recipient) -> str:
         """The recipient's personalization as JSON text (ASCII): to, substitutions, headers and
         custom_args. HeaderError or MessageError when it cannot be sent."""
+        # Written as JSON text rather than dicts for json.dumps: kept for speed (see above).
         key, address, name, values, headers = recipient
         address = safe_address(address, field="To")
         name = _display_name(name)
@@ -189,7 +189,7 @@ class SendGridPayload:
                 items.append(text_key + encoded)
             if html_key:
                 items.append(
-                    html_key + (_json(_escape(value)) if _needs_escape(value) else encoded)
+                    html_key + (_json(html.escape(value)) if _needs_escape(value) else encoded)
                 )
         joined = ",".join(items)
         # JSON text is never shorter than the UTF-8 it stands for: measured exactly only when
@@ -209,17 +209,7 @@ class SendGridPayload:
             if key in self.shared_names or key in own:
                 raise HeaderError(name, "given twice")
             own.append(key)
-            # field_value's checks, for the usual short plain ASCII value, done inline.
-            if not (
-                value
-                and value[0] != " "
-                and value.isascii()
-                and value.isprintable()
-                and "=?" not in value
-                and len(value) < MAX_PLAIN_HEADER
-            ):
-                value = field_value(name, value)
-            items.append(name_json + _json(value))
+            items.append(name_json + _json(field_value(name, value)))
         return ',"headers":{' + ",".join(items) + "}"
 
 
@@ -230,20 +220,9 @@ def _header_name(name: str) -> tuple[str, str]:
 
 
 def _needs_escape(value: str) -> bool:
-    # Five "in" tests take a third of the time of _escape's five replaces, and a URL or a name
-    # seldom holds any of them.
+    # Five "in" tests cost less than html.escape's five replaces, and a URL or a name seldom
+    # holds any of them.
     return "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
-
-
-def _escape(value: str) -> str:
-    """html.escape (quotes too), inlined: it runs three times per recipient."""
-    return (
-        value.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("'", "&#x27;")
-    )
 
 
 def _check_text(value: str, key: str, marker: str) -> None:
@@ -274,4 +253,4 @@ def _display_name(name: str) -> str:
     clean = display_name(name, MAX_NAME_CHARS)
     if _NAME_SPECIALS.isdisjoint(clean):
         return clean
-    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quoted_string(clean)

@@ -2,12 +2,12 @@
 
 A send runs these once per batch of 1,000 rows: a thousand times each for a million recipients.
 Through SQLAlchemy Core every statement also pays for its cache key, its compiled form's lookup
-and a Row object per row returned: measured, 5 to 7 of the 20 microseconds per recipient that
-taking, screening and recording a batch cost on SQLite. Here the statements go to the DBAPI
+and a Row object per row returned: a large part of what taking, screening and recording a batch
+cost on SQLite. Here the statements go to the DBAPI
 connection underneath the caller's SQLAlchemy Connection, so they run inside its transaction
 and are committed with it; the time is rendered by the column type's own bind processor, so a
 row reads back exactly as if SQLAlchemy had written it. (SQLAlchemy's statement events do not
-see them.) PostgreSQL keeps the Core statements of store.ledger.
+see them.) PostgreSQL has Core statements of its own: ledger.postgresql.
 
 A batch's rows are named by one bound parameter, a JSON array read with json_each.
 """
