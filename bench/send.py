@@ -1,5 +1,5 @@
 """Benchmark: one digest sent to 1,000,000 confirmed subscribers in SQLite through the delivery
-ledger (speakerfeed.dispatch.run_send), to local sinks.
+ledger (speakerfeed.digest.deliver.run_send), to local sinks.
 
 * ``sendgrid``: to bench/sendgrid_sink.py, a SendGrid-compatible sink in its own process that
   parses every request body and counts its personalizations, the distinct recipients and the

@@ -166,7 +166,7 @@ def speakerfeed_serve(work: Path, port: int, *, access_log: bool = True) -> Any:
 
 
 def quiet_serve(arguments: list[str]) -> None:
-    """`speakerfeed serve` with uvicorn's access log off: what cli.py would run with
+    """`speakerfeed serve` with uvicorn's access log off: what the CLI would run with
     uvicorn.run(..., access_log=False), measured beside the command as it is."""
     import uvicorn
 

@@ -124,7 +124,7 @@ def render(
 
 
 def personalise(text: str, values: dict[str, str] = SAMPLE_VALUES) -> str:
-    """What speakerfeed.messages does to each part, by plain replacement."""
+    """What speakerfeed.mail.mime does to each part, by plain replacement."""
     for marker, value in values.items():
         text = text.replace(marker, value)
     return text

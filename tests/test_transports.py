@@ -305,6 +305,15 @@ def test_a_batch_template_shows_no_body_in_its_repr() -> None:
     assert repr(template) == "<BatchTemplate from digest@speakernews.co.uk>"
 
 
+def test_the_batches_of_one_send_share_their_encoded_body_and_others_do_not() -> None:
+    first, second = make_batch(2), make_batch(3)
+    other = make_batch(2, html=HTML.replace("<p>", "<p class=x>", 1))
+    assert BatchTemplate.build(first).body is BatchTemplate.build(second).body
+    assert BatchTemplate.build(other).body is not BatchTemplate.build(first).body
+    made = [parse(BatchTemplate.build(b).personalise(b.recipients[0])) for b in (first, other)]
+    assert [parts(message)[1].count("class=x") for message in made] == [0, 1]
+
+
 # --- the outbox -----------------------------------------------------------------------------
 
 

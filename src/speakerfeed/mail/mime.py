@@ -11,6 +11,7 @@ batch's headers (List-Id…), then the MIME headers.
 
 from __future__ import annotations
 
+import functools
 import html
 import secrets
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ class BatchTemplate:
             after_to=(unstructured("Subject", subject) + f"Date: {date}\r\n").encode("ascii"),
             after_recipient_headers=after.encode("ascii"),
             shared_names=frozenset(names),
-            body=MimeBody.encode(batch.text, batch.html),
+            body=_encoded_body(batch.text, batch.html),
         )
 
     def __repr__(self) -> str:
@@ -105,3 +106,10 @@ def _unique(name: str, seen: set[str]) -> str:
     if key in seen:
         raise HeaderError(name, "given twice")
     return key
+
+
+@functools.lru_cache(maxsize=8)
+def _encoded_body(text: str, html: str) -> MimeBody:
+    """Every batch of a send carries the same two parts: they are encoded once, not per batch.
+    (Strings keep their hash, and the batches share the very same objects, so a hit is cheap.)"""
+    return MimeBody.encode(text, html)

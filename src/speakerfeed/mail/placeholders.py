@@ -1,5 +1,5 @@
 """Markers for the values that differ per subscriber, left in a rendered digest and filled in per
-message as bytes (see speakerfeed.messages). Plain ASCII with no character that Jinja2, MJML,
+message as bytes (see speakerfeed.mail.mime). Plain ASCII with no character that Jinja2, MJML,
 HTML escaping, URL quoting or quoted-printable encoding would change, so each survives every step
 unchanged and can be found again with a plain bytes search.
 """

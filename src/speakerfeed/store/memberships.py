@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, select
 
 from speakerfeed.store.schema import subscribers, subscriptions
 
@@ -59,18 +59,19 @@ def email_of(conn: Connection, subscriber_id: str) -> str | None:
 
 def status_of(conn: Connection, subscriber_id: str, list_name: str) -> str | None:
     """The subscription's status; None when the person has no subscription to ``list_name``."""
-    found = conn.execute(
-        select(subscriptions.c.status)
-        .where(subscriptions.c.subscriber_id == subscriber_id)
-        .where(subscriptions.c.list_name == list_name)
-    ).scalar()
-    return None if found is None else str(found)
+    return _subscription_value(conn, subscriptions.c.status, subscriber_id, list_name)
 
 
 def cadence_of(conn: Connection, subscriber_id: str, list_name: str) -> str | None:
     """The subscription's cadence; None when the person has no subscription to ``list_name``."""
+    return _subscription_value(conn, subscriptions.c.cadence, subscriber_id, list_name)
+
+
+def _subscription_value(
+    conn: Connection, column: ColumnElement[str], subscriber_id: str, list_name: str
+) -> str | None:
     found = conn.execute(
-        select(subscriptions.c.cadence)
+        select(column)
         .where(subscriptions.c.subscriber_id == subscriber_id)
         .where(subscriptions.c.list_name == list_name)
     ).scalar()
