@@ -32,7 +32,7 @@ from speakerfeed.sources.plaintext import PlainTextReader
 from tests.support import letters
 from tests.support.project import project_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "articles" / "000_d49d9c5f78f68bb1.txt"
 POSTAL = "The Speaker, 20 Example Street, London EC1A 1AA, United Kingdom"
 REASON = "You receive this because you subscribed to The Speaker Daily at speakernews.co.uk."

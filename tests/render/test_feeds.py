@@ -21,7 +21,7 @@ from speakerfeed.sources.plaintext import PlainTextReader
 from tests.support.feedcheck import ATOM, FH, check_atom, check_json_feed, check_rss
 from tests.support.project import project_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHECKS = {"rss": check_rss, "atom": check_atom, "json": check_json_feed}
 
 

@@ -10,7 +10,7 @@ import pytest
 from speakerfeed.config import Secrets, load_settings, settings_reference
 from speakerfeed.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_repository_config_is_valid() -> None:

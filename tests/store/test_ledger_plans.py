@@ -17,7 +17,7 @@ from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import engine_for_url, upgrade
 from speakerfeed.store.ledger import sqlite as ledger_sqlite
-from tests.test_dispatch import CONTENT
+from tests.digest.test_deliver import CONTENT
 
 pytestmark = pytest.mark.perf
 

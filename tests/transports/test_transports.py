@@ -36,8 +36,8 @@ from speakerfeed.models import (
 from speakerfeed.transports.memory import MemoryTransport
 from speakerfeed.transports.outbox import OutboxTransport
 from speakerfeed.transports.registry import TRANSPORTS, transport_from_settings
+from tests.digest.test_letter import check_lines
 from tests.support.project import project_settings
-from tests.test_messages import check_lines
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = datetime(2023, 11, 29, 7, 0, 5, tzinfo=UTC)

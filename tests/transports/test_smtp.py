@@ -22,6 +22,9 @@ from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.transports.registry import transport_from_settings
 from speakerfeed.transports.smtp import NOOP_AFTER_IDLE_SECONDS, SmtpTransport
+from tests.digest.test_deliver import CONTENT as DISPATCH_CONTENT
+from tests.digest.test_deliver import SECRET as SMTP_SECRET
+from tests.digest.test_letter import check_lines
 from tests.support.project import make_project
 from tests.support.smtp_server import (
     DROP,
@@ -31,10 +34,7 @@ from tests.support.smtp_server import (
     running_smtp_server,
     tls_files,
 )
-from tests.test_dispatch import CONTENT as DISPATCH_CONTENT
-from tests.test_dispatch import SECRET as SMTP_SECRET
-from tests.test_messages import check_lines
-from tests.test_transports import check_message, make_batch, parse, parts, recipient
+from tests.transports.test_transports import check_message, make_batch, parse, parts, recipient
 
 pytestmark = pytest.mark.timeout(60)
 

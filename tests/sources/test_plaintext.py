@@ -17,7 +17,7 @@ from speakerfeed.sources.base import ReaderContext
 from speakerfeed.sources.plaintext import PlainTextReader, looks_like_heading, parse_text
 from tests.support.project import project_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "articles" / "000_d49d9c5f78f68bb1.txt"
 LONDON = ZoneInfo("Europe/London")
 

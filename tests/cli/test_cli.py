@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.support.cli import run_speakerfeed
 from tests.support.project import BASE_CONFIG, markdown_article
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,14 @@ from typing import Any
 import pytest
 
 from speakerfeed.models import Image
+from tests.render.test_email import (
+    HOSTILE_TITLE,
+    make_article,
+    make_settings,
+    personalise,
+    render,
+    seed_article,
+)
 from tests.support.browser import (
     ColorScheme,
     PageFactory,
@@ -21,14 +29,6 @@ from tests.support.browser import (
     assert_no_axe_violations,
     check_skip_link,
     horizontal_overflow,
-)
-from tests.test_email_render import (
-    HOSTILE_TITLE,
-    make_article,
-    make_settings,
-    personalise,
-    render,
-    seed_article,
 )
 
 pytestmark = pytest.mark.browser

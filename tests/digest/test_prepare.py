@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.cli import run_speakerfeed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

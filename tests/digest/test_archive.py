@@ -13,6 +13,7 @@ from speakerfeed.config import Settings
 from speakerfeed.digest.archive import web_copy, write_digest_archive
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Digest, RenderedDigest
+from tests.render.test_feeds import _article
 from tests.support.browser import (
     PageFactory,
     StaticServer,
@@ -21,7 +22,6 @@ from tests.support.browser import (
     horizontal_overflow,
 )
 from tests.support.project import make_project
-from tests.test_feeds import _article
 
 HTML = (
     f"<!doctype html><html lang='en-GB'><body><p>Hello{placeholders.NAME},</p>"

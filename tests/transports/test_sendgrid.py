@@ -42,7 +42,7 @@ from tests.support.sendgrid_server import (
     payload_problems,
     running_sendgrid_server,
 )
-from tests.test_transports import NAMES, digest_template, filled, make_batch, recipient
+from tests.transports.test_transports import NAMES, digest_template, filled, make_batch, recipient
 
 pytestmark = pytest.mark.timeout(120)
 API_KEY = "test-key-0123456789"

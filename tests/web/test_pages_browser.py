@@ -43,7 +43,7 @@ SITE_URL = "https://www.speakernews.co.uk/"
 BASE_URL = "https://www.speakernews.co.uk/feeds/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 # Chromium 156 still runs XSLT for a feed opened directly, but puts its own deprecation banner,

@@ -17,7 +17,7 @@ from tests.support.feed_server import Reply, running_server
 from tests.support.feedcheck import ATOM, check_atom, check_json_feed, check_rss
 from tests.support.project import make_project, markdown_article
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RSS_HEADERS = {"Content-Type": "application/rss+xml"}
 SEED = ROOT / "articles" / "000_d49d9c5f78f68bb1.txt"
 

@@ -17,7 +17,7 @@ from tests.support.cli import run_speakerfeed
 from tests.support.sendgrid_server import running_sendgrid_server
 from tests.support.smtp_server import PASSWORD, USERNAME, running_smtp_server, tls_files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "send-cli-secret-key-0123456789"
 READERS = ["ann@example.org", "bob@example.org", "cat@example.org"]
 

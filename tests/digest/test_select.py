@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from speakerfeed.config import ListSettings
 from speakerfeed.digest.select import digest_id, next_digest, select_articles
+from tests.render.test_feeds import _article
 from tests.support.project import project_settings
-from tests.test_feeds import _article
 
 SETTINGS = project_settings(
     email={"from_address": "The Speaker <digest@example.org>"},
