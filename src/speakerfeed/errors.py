@@ -5,10 +5,14 @@
     SpeakerfeedError
     ├── ConfigError            config.toml is missing, unreadable or invalid (holds every problem)
     ├── ArticleError           one article could not be read (path, line, what was expected)
-    ├── HeaderError            a value cannot go into an email header (messages.headers)
-    ├── MessageError           a digest cannot become a message (messages.mime)
+    ├── HeaderError            a value cannot go into an email header (mail.headers)
+    ├── MessageError           a digest or batch cannot become messages (digest.letter, mail.mime)
     ├── TransportError         a transport cannot work at all: a missing secret, a bad setting
-    ├── WebhookError           a webhook delivery refused: bad signature, stale, malformed
+    ├── WebhookError           a webhook delivery refused (its ``status`` is the HTTP answer)
+    │   ├── SignatureError         missing or bad signature
+    │   ├── StaleTimestampError    signed too long ago
+    │   ├── PayloadTooLargeError   body over the cap
+    │   └── MalformedPayloadError  not the JSON the provider sends
     ├── StoreError             the database named by [store] url could not be used
     ├── AddressError           not an email address (an editor's command)
     ├── SubscriptionRefusedError   an editor may not subscribe this address to the list

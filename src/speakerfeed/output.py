@@ -14,16 +14,21 @@ from pathlib import Path
 _MKSTEMP_MODE = 0o600
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = False) -> None:
     """Write ``data`` to ``path`` whole or not at all: into a temporary dot file beside it (which
     folder watchers and the web server skip), then renamed over it. ``mode``: the file's
     permissions, readable by all by default (the web server must read the output); 0o600 for
-    what only its owner may read. The folder is made when missing. Nothing is fsynced."""
+    what only its owner may read. The folder is made when missing. ``durable``: the data is
+    fsynced before the rename, for state that a crash must not lose (output that a build makes
+    again is not)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         if mode != _MKSTEMP_MODE:
             Path(temporary).chmod(mode)
         Path(temporary).replace(path)

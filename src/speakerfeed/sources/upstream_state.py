@@ -8,8 +8,6 @@ file is a warning and a fresh start.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from speakerfeed.errors import Problem
+from speakerfeed.output import write_atomic
 from speakerfeed.sources.upstream_entry import Entry, one_line
 
 STATE_VERSION = 1
@@ -61,18 +60,8 @@ def save_state(path: Path, states: Mapping[str, UpstreamState]) -> None:
         "version": STATE_VERSION,
         "upstreams": {name: _state_to_json(state) for name, state in states.items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        temp.replace(path)  # os.replace: atomic within one file system
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    write_atomic(path, text.encode("utf-8"), mode=0o600, durable=True)
 
 
 def _state_to_json(state: UpstreamState) -> dict[str, Any]:

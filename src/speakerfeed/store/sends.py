@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, RowMapping, select
 
+from speakerfeed.models import SendState
 from speakerfeed.store.schema import sends
 
 
@@ -70,7 +71,7 @@ def unfinished_send(engine: Engine, list_name: str, cadence: str = "") -> str | 
             .where(
                 sends.c.list_name == list_name,
                 sends.c.cadence == cadence,
-                sends.c.state.in_(("sending", "paused")),
+                sends.c.state.in_((SendState.SENDING, SendState.PAUSED)),
             )
             .order_by(sends.c.created_at)
             .limit(1)
@@ -82,6 +83,8 @@ def active_send_ids(engine: Engine) -> list[str]:
     """The sends in state "sending", oldest first: what the send loop works on."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(sends.c.id).where(sends.c.state == "sending").order_by(sends.c.created_at)
+            select(sends.c.id)
+            .where(sends.c.state == SendState.SENDING)
+            .order_by(sends.c.created_at)
         )
         return [str(send_id) for send_id in rows.scalars()]

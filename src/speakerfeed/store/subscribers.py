@@ -228,6 +228,25 @@ def on_cadence(cadence: str, named_cadences: Collection[str]) -> ColumnElement[b
     return subscriptions.c.cadence.not_in(sorted(named_cadences))
 
 
+def audience(
+    list_name: str,
+    cadence: str | None,
+    named_cadences: Collection[str],
+    *,
+    after: str | None = None,
+) -> list[ColumnElement[bool]]:
+    """The conditions on subscriptions that pick a send's audience (after subscriber ``after``):
+    the list's confirmed subscriptions that get the digests of ``cadence`` (see ``on_cadence``;
+    None: whatever their cadence). The one definition: the ledger adds a send's rows by it,
+    ``iter_confirmed`` reads and ``count_audience`` counts by it."""
+    conditions = [subscriptions.c.list_name == list_name, subscriptions.c.status == "confirmed"]
+    if cadence is not None:
+        conditions.append(on_cadence(cadence, named_cadences))
+    if after is not None:
+        conditions.append(subscriptions.c.subscriber_id > after)
+    return conditions
+
+
 def iter_confirmed(
     conn: Connection,
     list_name: str,
@@ -237,8 +256,8 @@ def iter_confirmed(
     cadence: str | None = None,
     named_cadences: Collection[str] = (),
 ) -> Iterator[Subscriber]:
-    """Every confirmed subscriber of ``list_name`` once, in id order, skipping suppressed ones;
-    with ``cadence``, only those who get that cadence's digests (see ``on_cadence``).
+    """The ``audience`` of the list's ``cadence`` (None: every confirmed subscriber) once each,
+    in id order, less the suppressed, whom the senders skip (store.ledger's ``screen``).
 
     Keyset paging (id > the last one seen), never OFFSET: each page is an index range scan, and a
     row added or removed meanwhile cannot shift a page and cause a skip or a repeat. Suppressions
@@ -246,24 +265,21 @@ def iter_confirmed(
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
-    confirmed = (
+    hashed: AddressHasher | None = None  # made at the first page: an empty list needs no key
+    people = (
         select(subscribers.c.id, subscribers.c.email, subscribers.c.name)
         .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
-        .where(subscriptions.c.list_name == list_name)
-        .where(subscriptions.c.status == "confirmed")
+        .order_by(subscriptions.c.subscriber_id)
+        .limit(batch)
     )
-    if cadence is not None:
-        confirmed = confirmed.where(on_cadence(cadence, named_cadences))
     last = ""
     while True:
         rows = conn.execute(
-            confirmed.where(subscriptions.c.subscriber_id > last)
-            .order_by(subscriptions.c.subscriber_id)
-            .limit(batch)
+            people.where(*audience(list_name, cadence, named_cadences, after=last))
         ).all()
         if not rows:
             return
-        hashed = AddressHasher(secret)
+        hashed = hashed or AddressHasher(secret)
         hashes = {row.id: hashed(row.email) for row in rows}
         suppressed = set(
             conn.execute(
@@ -278,22 +294,6 @@ def iter_confirmed(
         last = rows[-1].id
 
 
-def audience(
-    list_name: str, cadence: str, named_cadences: Collection[str], *, after: str | None = None
-) -> list[ColumnElement[bool]]:
-    """The conditions on subscriptions that pick a send's audience (after subscriber ``after``):
-    the list's confirmed subscriptions that get the digests of ``cadence`` (see ``on_cadence``).
-    The one definition: the ledger adds a send's rows by it, ``count_audience`` counts by it."""
-    conditions = [
-        subscriptions.c.list_name == list_name,
-        subscriptions.c.status == "confirmed",
-        on_cadence(cadence, named_cadences),
-    ]
-    if after is not None:
-        conditions.append(subscriptions.c.subscriber_id > after)
-    return conditions
-
-
 def count_audience(
     conn: Connection,
     list_name: str,
@@ -303,28 +303,13 @@ def count_audience(
     secret: bytes,
     batch: int = 1000,
 ) -> int:
-    """How many people a send of the list's ``cadence`` would go to now: its ``audience``, less
-    the suppressed, whom the senders skip (store.ledger's ``screen``). Keyset paged, one
-    suppression query per page, as ``iter_confirmed``."""
-    if batch < 1:
-        raise ValueError("batch must be at least 1")
-    people = (
-        select(subscriptions.c.subscriber_id, subscribers.c.email)
-        .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
-        .order_by(subscriptions.c.subscriber_id)
-        .limit(batch)
+    """How many people a send of the list's ``cadence`` would go to now (``iter_confirmed``)."""
+    readers = iter_confirmed(
+        conn,
+        list_name,
+        secret=secret,
+        batch=batch,
+        cadence=cadence,
+        named_cadences=named_cadences,
     )
-    total = 0
-    last: str | None = None
-    while True:
-        rows = conn.execute(
-            people.where(*audience(list_name, cadence, named_cadences, after=last))
-        ).all()
-        if not rows:
-            return total
-        hashes = {address_hash(secret, row.email) for row in rows}
-        suppressed = conn.execute(
-            select(func.count()).where(suppressions.c.address_hash.in_(hashes))
-        ).scalar_one()
-        total += len(hashes) - int(suppressed)
-        last = rows[-1].subscriber_id
+    return sum(1 for _ in readers)
