@@ -11,18 +11,30 @@ import socket
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import Engine
 
 from speakerfeed.transports.base import Transport
 
-if TYPE_CHECKING:
-    from speakerfeed.digest.send_loop import Batches
-
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (rows finished, rows in the send)
+
+
+class Sender(Protocol):
+    """What a forked process runs: the send loop (digest.send_loop.Batches), over ``engine``."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def run(
+        self,
+        transport: Transport,
+        should_stop: Callable[[], bool],
+        progress: Progress | None,
+        total: int,
+    ) -> str | None: ...
 
 
 def worker_name() -> str:
@@ -98,7 +110,7 @@ class Shared:
     def stopped(self) -> bool:
         return self._stopped if self._context is None else self._stop.is_set()
 
-    def start_helpers(self, batches: Batches, transport: Transport) -> list[BaseProcess]:
+    def start_helpers(self, batches: Sender, transport: Transport) -> list[BaseProcess]:
         """The other processes, forked before this one opens the transport (or any
         connection a child must not share)."""
         if self._context is None:
@@ -141,7 +153,7 @@ class Shared:
         return "; ".join(failed)
 
 
-def _helper(batches: Batches, transport: Transport) -> None:
+def _helper(batches: Sender, transport: Transport) -> None:
     """A forked sender: the same loop, over connections of its own (the engine's pool was
     emptied before the fork), until a stop or no row is left."""
     try:
