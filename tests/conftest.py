@@ -13,8 +13,8 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# Fixtures shared across test modules: Chromium + axe-core, a static file server.
-pytest_plugins = ["tests.support.browser", "tests.support.databases"]
+# Fixtures shared across test modules: Chromium + axe-core, a static file server, the Nu checker.
+pytest_plugins = ["tests.support.browser", "tests.support.databases", "tests.support.nu"]
 
 
 @pytest.hookimpl(wrapper=True)
