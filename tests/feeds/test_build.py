@@ -56,7 +56,8 @@ def test_repository_build_has_seed_and_samples_and_no_drafts(tmp_path: Path) -> 
     assert "Autumn Statement 2023: what it means for students" in titles
     assert not any("work in progress" in t for t in titles)
     assert feedparser.parse(rss).bozo == 0
-    assert (out / "index.html").exists() and (out / "feed.xsl").exists()
+    assert (out / "index.html").exists() and (out / "rss.html").exists()
+    assert not (out / "feed.xsl").exists()
     assert (out / "tags" / "politics" / "atom.xml").exists()
 
 
@@ -81,11 +82,12 @@ def test_one_changed_article_is_the_only_one_parsed(tmp_path: Path) -> None:
     assert report.parsed == 1
     after = _snapshot(settings.output_dir)
     changed = sorted(name for name in after if after[name] != before.get(name))
-    # the main feed and story 2's tag feed, in three formats; nothing else
+    # the main feed and story 2's tag feed, in three formats, and their pages (the summary
+    # changed); nothing else
     assert changed == sorted(
         f"{folder}{name}"
         for folder in ("", "tags/t0/")
-        for name in ("atom.xml", "feed.json", "rss.xml")
+        for name in ("atom.xml", "feed.json", "rss.xml", "atom.html", "feed.html", "rss.html")
     )
     assert b"Corrected text." in (settings.output_dir / "atom.xml").read_bytes()
 

@@ -18,7 +18,14 @@ from speakerfeed.sources.base import ReaderContext
 from speakerfeed.sources.collect import collect
 from speakerfeed.sources.folder import article_fingerprint
 from speakerfeed.sources.plaintext import PlainTextReader
-from tests.support.feedcheck import ATOM, FH, check_atom, check_json_feed, check_rss
+from tests.support.feedcheck import (
+    ATOM,
+    FH,
+    check_atom,
+    check_json_feed,
+    check_namespaces,
+    check_rss,
+)
 from tests.support.project import project_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,9 +54,14 @@ def _article(number: int, **changes: object) -> Article:
     return replace(article, fingerprint=article_fingerprint(article))
 
 
-def _documents(settings: Settings, articles: list[Article]) -> list[FeedDocument]:
+def _planned(settings: Settings, articles: list[Article]) -> list[FeedDocument]:
     collected = collect(articles)
     return plan_documents(settings, feed_sets(settings, collected.articles))
+
+
+def _documents(settings: Settings, articles: list[Article]) -> list[FeedDocument]:
+    """The feed documents (not the feeds' HTML pages)."""
+    return [doc for doc in _planned(settings, articles) if not doc.is_page]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +116,7 @@ def test_atom_fields(documents: list[FeedDocument]) -> None:
     doc = next(d for d in documents if d.path == "atom.xml")
     data = render(doc)
     assert data.startswith(b"<?xml version='1.0' encoding='UTF-8'?>\n")
-    assert b'<?xml-stylesheet type="text/xsl" href="feed.xsl"?>' in data.split(b"\n")[1]
+    assert b"xml-stylesheet" not in data  # browsers get the feed's HTML page instead
     root = etree.fromstring(data)
     entry = root.find(f"{ATOM}entry")
     assert entry is not None
@@ -226,3 +238,36 @@ def test_hostile_text_is_escaped_and_control_characters_cannot_break_xml(
             assert json.loads(data)["items"][0]["title"] == article.title
         else:
             assert b"<script>alert" not in data
+
+
+def test_atom_archive_links_use_the_documents_namespaces_not_a_stray_prefix(
+    documents: list[FeedDocument],
+) -> None:
+    """The W3C feed validator warns "Avoid Namespace Prefix" on <ns0:link>."""
+    archive = next(d for d in documents if d.path == "archive/atom/2.xml")
+    data = render(archive)
+    assert b"ns0:" not in data and b"xmlns:ns" not in data
+    root = etree.fromstring(data)
+    rels = {link.get("rel") for link in root.findall(f"{ATOM}link")}
+    assert {"self", "current", "prev-archive", "next-archive"} <= rels
+    assert root.find(f"{FH}archive") is not None
+    assert check_namespaces(data) == []
+    for doc in documents:
+        if doc.format != "json":
+            assert check_namespaces(render(doc)) == [], doc.path
+
+
+def test_every_feed_set_and_format_has_its_page_beside_it(settings: Settings) -> None:
+    planned = _planned(settings, [_article(n) for n in range(23)])
+    feeds = {d.path for d in planned if not d.is_page and not d.archive}
+    pages = {d.path: d for d in planned if d.is_page}
+    expected = {
+        d.path.removesuffix(FORMATS[d.format].filename) + FORMATS[d.format].page
+        for d in planned
+        if not d.is_page and not d.archive
+    }
+    assert set(pages) == expected and len(pages) == len(feeds)
+    assert {"rss.html", "atom.html", "feed.html", "tags/politics/rss.html"} <= set(pages)
+    for page in pages.values():
+        assert page.subscription_url.endswith(FORMATS[page.format].filename)
+        assert len(page.items) == 5

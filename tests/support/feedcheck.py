@@ -3,6 +3,9 @@
 Written from the specs, not from our renderer: RFC 4287 (Atom 1.0), the RSS 2.0 specification
 (rssboard.org), RFC 5005 (feed paging and archiving) and JSON Feed 1.1 (jsonfeed.org). Each check
 returns a list of human-readable violations; an empty list means the document conforms.
+``check_document`` runs every check that applies to a file a build writes, by its name: the feed's
+own specification, namespace prefixes (the W3C feed validator's "Avoid Namespace Prefix"), and the
+HTML pages' ``<time datetime>`` values (HTML's date and time syntax: at most three fraction digits).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
-from lxml import etree
+from lxml import etree, html
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
@@ -259,3 +262,73 @@ def check_json_feed(data: bytes) -> list[str]:
     if len(ids) != len(set(ids)):
         errors.append("items: repeated ids")
     return errors
+
+
+# The namespaces a feed may use, by the prefix readers and validators expect for them.
+PREFIXES = {
+    "http://www.w3.org/2005/Atom": "atom",
+    "http://purl.org/syndication/history/1.0": "fh",
+    "http://search.yahoo.com/mrss/": "media",
+    "http://purl.org/dc/elements/1.1/": "dc",
+    "http://purl.org/rss/1.0/modules/content/": "content",
+}
+
+
+def check_namespaces(data: bytes) -> list[str]:
+    """Every namespace declared once, on the root, with its usual prefix; in an Atom document the
+    Atom namespace is the default one (no atom: or ns0: prefix on its elements)."""
+    errors: list[str] = []
+    root = _parse(data)
+    atom_document = root.tag == f"{ATOM}feed"
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue  # comments, processing instructions
+        parent = element.getparent()
+        declared = set(element.nsmap.items()) - set(
+            parent.nsmap.items() if parent is not None else ()
+        )
+        if parent is not None and declared:
+            errors.append(f"<{element.tag}> declares namespaces below the root: {sorted(declared)}")
+        if element.prefix is not None and re.fullmatch(r"ns\d+", element.prefix):
+            errors.append(f"<{element.tag}> has a generated prefix {element.prefix}:")
+        if atom_document and element.prefix is not None and element.tag.startswith(ATOM):
+            errors.append(f"<{element.tag}> in an Atom document has a prefix ({element.prefix}:)")
+    for prefix, uri in root.nsmap.items():
+        expected = PREFIXES.get(uri)
+        if prefix is not None and expected is not None and prefix != expected:
+            errors.append(f"namespace {uri} is declared as {prefix}:, expected {expected}:")
+    return errors
+
+
+# HTML's "valid date string", "valid global date and time string" or "valid local date and time
+# string" (WHATWG HTML 2.4.5): seconds are optional, a fraction has one to three digits.
+HTML_DATETIME = re.compile(
+    r"^\d{4,}-\d{2}-\d{2}"
+    r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+def check_html_datetimes(data: bytes) -> list[str]:
+    """Every <time datetime> value in an HTML page is one HTML allows."""
+    document = html.document_fromstring(data)
+    errors = []
+    for element in document.iter("time"):
+        value = element.get("datetime")
+        if value is None:
+            continue
+        if not HTML_DATETIME.match(value):
+            errors.append(f"<time datetime={value!r}> is not an HTML date or date and time")
+    return errors
+
+
+def check_document(path: str, data: bytes) -> list[str]:
+    """Every check that applies to a file a build writes, chosen by its name and root element."""
+    if path.endswith(".json"):
+        return check_json_feed(data)
+    if path.endswith(".html"):
+        return check_html_datetimes(data)
+    if path.endswith(".xml"):
+        root = _parse(data)
+        spec = check_atom if root.tag == f"{ATOM}feed" else check_rss
+        return spec(data) + check_namespaces(data)
+    return [f"{path}: no check for this kind of file"]

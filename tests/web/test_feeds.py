@@ -1,6 +1,7 @@
 """The output folder over HTTP (speakerfeed.web.feeds) under a real uvicorn on 127.0.0.1: media
-types, strong content-hash ETags, conditional requests, gzip, Cache-Control, HEAD, 405, and paths
-that try to leave the folder."""
+types, strong content-hash ETags, conditional requests, gzip, Cache-Control, HEAD, 405, paths
+that try to leave the folder, and a browser given a feed's HTML page where a reader gets the feed.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from speakerfeed.web.feeds import (
     CACHE_HTML,
     FeedFiles,
     accepts_gzip,
+    wants_html,
 )
 from tests.support.asgi_server import running
 from tests.support.project import make_project, markdown_article
@@ -108,7 +110,8 @@ def _raw_status(base: str, target: str) -> int:
         ("/archive/atom/2.xml", "application/atom+xml"),
         ("/archive/json/1.json", "application/feed+json"),
         ("/tags/news/archive/atom/1.xml", "application/atom+xml"),
-        ("/feed.xsl", "text/xsl"),
+        ("/rss.html", "text/html"),
+        ("/tags/news/feed.html", "text/html"),
         ("/", "text/html"),
         ("/index.html", "text/html"),
     ],
@@ -206,9 +209,9 @@ def test_gzip_when_asked_for_with_its_own_etag(server: str, public: Path) -> Non
     for headers in ({"Accept-Encoding": "gzip"}, {"Accept-Encoding": "identity"}):
         vary = _get(server + "/atom.xml", **headers).headers["vary"]
         assert [v.strip() for v in vary.split(",")] == ["Accept", "Accept-Encoding"]
-    assert _get(server + "/feed.json", **{"Accept-Encoding": "gzip"}).headers["vary"] == (
-        "Accept-Encoding"
-    )
+    # An archive page has no HTML page, so its answer does not depend on Accept.
+    archive = _get(server + "/archive/atom/1.xml", **{"Accept-Encoding": "gzip"})
+    assert archive.headers["vary"] == "Accept-Encoding"
     # Each ETag validates its own representation only.
     asks_gzip = {"Accept-Encoding": "gzip"}
     assert _get(server + "/atom.xml", **asks_gzip, **{"If-None-Match": gz_etag}).status_code == 304
@@ -334,7 +337,8 @@ def test_cache_control(server: str) -> None:
         "/index.html": CACHE_HTML,
         "/rss.xml": CACHE_FEED,
         "/tags/news/feed.json": CACHE_FEED,
-        "/feed.xsl": CACHE_FEED,
+        "/rss.html": CACHE_HTML,
+        "/tags/news/atom.html": CACHE_HTML,
         "/archive/rss/1.xml": CACHE_FULL_ARCHIVE,  # page 2 follows it: it is final
         "/archive/rss/2.xml": CACHE_FEED,  # the newest page gains a next-archive link later
         "/tags/news/archive/json/1.json": CACHE_FULL_ARCHIVE,
@@ -345,26 +349,100 @@ def test_cache_control(server: str) -> None:
     assert CACHE_HTML == "no-cache"
 
 
-def test_a_browser_gets_styled_feeds_as_xml_with_vary_accept(server: str) -> None:
-    for path in ("/rss.xml", "/atom.xml", "/archive/rss/1.xml"):
-        for encoding in ("gzip", "identity"):
-            browser = _get(server + path, Accept=BROWSER_ACCEPT, **{"Accept-Encoding": encoding})
-            reader = _get(server + path, **{"Accept-Encoding": encoding})
-            assert browser.headers["content-type"] == "application/xml; charset=utf-8"
-            assert reader.headers["content-type"].startswith(("application/rss", "application/at"))
-            assert "Accept" in [v.strip() for v in browser.headers["vary"].split(",")]
-            assert browser.content == reader.content
-            assert browser.headers["etag"] == reader.headers["etag"]
-    # JSON Feed has no stylesheet: a browser gets it as it is.
-    assert _get(server + "/feed.json", Accept=BROWSER_ACCEPT).headers["content-type"] == (
-        "application/feed+json; charset=utf-8"
-    )
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [
+        ("/rss.xml", "rss.html"),
+        ("/atom.xml", "atom.html"),
+        ("/feed.json", "feed.html"),
+        ("/tags/news/rss.xml", "tags/news/rss.html"),
+    ],
+)
+def test_a_browser_gets_the_feeds_page_and_a_reader_the_feed(
+    server: str, public: Path, path: str, page: str
+) -> None:
+    for encoding in ("gzip", "identity"):
+        browser = _get(server + path, Accept=BROWSER_ACCEPT, **{"Accept-Encoding": encoding})
+        reader = _get(server + path, **{"Accept-Encoding": encoding})
+        assert browser.status_code == reader.status_code == 200
+        assert browser.headers["content-type"] == "text/html; charset=utf-8"
+        assert browser.content == (public / page).read_bytes()
+        assert browser.headers["cache-control"] == CACHE_HTML
+        assert reader.content == (public / path.strip("/")).read_bytes()
+        assert not reader.headers["content-type"].startswith("text/html")
+        for response in (browser, reader):
+            assert "Accept" in [v.strip() for v in response.headers["vary"].split(",")]
+        assert browser.headers["etag"] != reader.headers["etag"]
+        # Each representation revalidates with its own ETag only.
+        again = {"Accept-Encoding": encoding, "If-None-Match": browser.headers["etag"]}
+        assert _get(server + path, Accept=BROWSER_ACCEPT, **again).status_code == 304
+        assert _get(server + path, **again).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "",
+        "*/*",
+        "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8",
+        "text/html;q=0.5, application/rss+xml",
+        "text/html, application/rss+xml",  # a tie goes to the feed
+        "application/xml",
+        "text/html;q=0",
+    ],
+)
+def test_feed_readers_get_the_feed_whatever_they_accept(server: str, accept: str) -> None:
+    headers = {"Accept-Encoding": "identity"}
+    if accept:
+        headers["Accept"] = accept
+    response = httpx.get(server + "/rss.xml", headers=headers)
+    assert response.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    assert response.content.startswith(b"<?xml")
+
+
+def test_an_archive_page_or_a_missing_feed_page_gives_a_browser_the_feed(
+    own_public: Path,
+) -> None:
+    (own_public / "atom.html").unlink()  # e.g. an output folder built before feed pages
+    with running(FeedFiles(own_public)) as url:
+        for path in ("/atom.xml", "/archive/rss/1.xml"):
+            response = _get(url + path, Accept=BROWSER_ACCEPT)
+            assert response.status_code == 200
+            assert response.content == (own_public / path.strip("/")).read_bytes()
+            assert response.headers["content-type"].startswith("application/")
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type", "html"),
+    [
+        (
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "application/rss+xml",
+            True,
+        ),
+        (
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "application/feed+json",
+            True,
+        ),
+        ("text/*, application/atom+xml;q=0.5", "application/atom+xml", True),
+        ("*/*", "application/rss+xml", False),
+        ("text/html, application/rss+xml", "application/rss+xml", False),
+        ("text/html;q=0.9, application/*;q=0.8", "application/rss+xml", True),
+        ("text/html;q=0.5, application/*", "application/rss+xml", False),
+        ("text/html;q=bad", "application/rss+xml", False),
+        ("TEXT/HTML", "application/rss+xml", True),
+        ("", "application/rss+xml", False),
+    ],
+)
+def test_wants_html_weighs_the_accept_header(accept: str, media_type: str, html: bool) -> None:
+    assert wants_html(accept, media_type) is html
 
 
 def test_a_small_memory_budget_still_serves_every_file(own_public: Path) -> None:
     (own_public / "big.xml").write_bytes(b"<big>" + b"x" * 300_000 + b"</big>")
     files = FeedFiles(own_public, cache_bytes=20_000, max_file_bytes=10_000)
-    paths = ["/rss.xml", "/atom.xml", "/feed.json", "/archive/rss/1.xml", "/feed.xsl", "/big.xml"]
+    paths = ["/rss.xml", "/atom.xml", "/feed.json", "/archive/rss/1.xml", "/rss.html", "/big.xml"]
     with running(files) as url:
         for _ in range(2):
             for path in paths:

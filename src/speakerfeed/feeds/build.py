@@ -24,7 +24,7 @@ from speakerfeed.feeds.plan import FeedSet, feed_sets, plan_documents
 from speakerfeed.feeds.workers import render_in_workers
 from speakerfeed.output import write_if_changed
 from speakerfeed.render.feeds import FeedDocument, FeedMeta
-from speakerfeed.render.pages import FeedSetLink, render_feeds_index, static_files
+from speakerfeed.render.pages import FeedSetLink, render_feeds_index
 from speakerfeed.sources.cache import ArticleCache, WrittenFile, save_cache
 from speakerfeed.sources.read import ArticleReader, ProgressCallback, ReadReport
 
@@ -59,7 +59,7 @@ def document_fingerprint(doc: FeedDocument) -> str:
         doc.next_archive_url or "",
         str(doc.archive),
         str(doc.full_content),
-        doc.stylesheet_href or "",
+        doc.page_version,
     )
     text = "\x00".join(own) + "".join(map(_FINGERPRINT, doc.items))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
@@ -164,7 +164,7 @@ class Builder:
         self, sets: list[FeedSet], cache: ArticleCache, report: BuildReport, wanted: set[str]
     ) -> None:
         links = [FeedSetLink(title=s.title, path=s.folder) for s in sets]
-        pages = {"index.html": render_feeds_index(self.settings, links), **static_files()}
+        pages = {"index.html": render_feeds_index(self.settings, links)}
         for name, data in pages.items():
             wanted.add(name)
             fingerprint = hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -1,5 +1,6 @@
 """Which feed documents a build writes: a main feed and one per tag, each in every format, each a
-subscription document with the newest items plus RFC 5005 archive documents for the rest.
+subscription document with the newest items plus RFC 5005 archive documents for the rest, and
+beside each subscription document the HTML page a browser is shown for it (render.feed_pages).
 
 Archive pages are full, fixed-size slices counted from the oldest article, so a page never changes
 when new articles arrive (RFC 5005 asks that archives stay stable): caches and readers keep them.
@@ -16,6 +17,7 @@ from slugify import slugify as _slugify
 
 from speakerfeed.config import Settings
 from speakerfeed.models import Article
+from speakerfeed.render.feed_pages import feed_page_version
 from speakerfeed.render.feeds import FORMATS, FeedDocument, FeedMeta
 
 
@@ -59,20 +61,18 @@ def feed_sets(settings: Settings, articles: Sequence[Article]) -> list[FeedSet]:
     return sets
 
 
-def relative_root(path: str) -> str:
-    """The relative URL from a document at ``path`` back to the output folder."""
-    return "../" * path.count("/")
-
-
 def plan_documents(settings: Settings, sets: Sequence[FeedSet]) -> list[FeedDocument]:
     documents: list[FeedDocument] = []
+    page_version = feed_page_version()
     for feed_set in sets:
         for format_name in FORMATS:
-            documents.extend(_documents_for(settings, feed_set, format_name))
+            documents.extend(_documents_for(settings, feed_set, format_name, page_version))
     return documents
 
 
-def _documents_for(settings: Settings, feed_set: FeedSet, format_name: str) -> list[FeedDocument]:
+def _documents_for(
+    settings: Settings, feed_set: FeedSet, format_name: str, page_version: str
+) -> list[FeedDocument]:
     feeds = settings.feeds
     fmt = FORMATS[format_name]
     base = feeds.base_url + feed_set.folder
@@ -85,6 +85,8 @@ def _documents_for(settings: Settings, feed_set: FeedSet, format_name: str) -> l
         author=settings.site.author,
         author_email=settings.site.author_email,
         hub=feeds.websub_hub,
+        site_title=settings.site.title,
+        timezone=settings.site.timezone,
     )
     oldest_first = feed_set.articles[::-1]
     # Archive pages hold as many items as the subscription document, so the items not yet on a
@@ -97,7 +99,7 @@ def _documents_for(settings: Settings, feed_set: FeedSet, format_name: str) -> l
 
     subscription_path = feed_set.folder + fmt.filename
     subscription_url = base + fmt.filename
-    stylesheet = format_name in ("rss", "atom")
+    page_path = feed_set.folder + fmt.page
     documents = [
         FeedDocument(
             format=format_name,
@@ -108,8 +110,16 @@ def _documents_for(settings: Settings, feed_set: FeedSet, format_name: str) -> l
             subscription_url=subscription_url,
             prev_archive_url=feeds.base_url + archive_path(pages) if pages else None,
             full_content=feeds.full_content,
-            stylesheet_href=relative_root(subscription_path) + "feed.xsl" if stylesheet else None,
-        )
+        ),
+        FeedDocument(
+            format=format_name,
+            path=page_path,
+            meta=meta,
+            items=feed_set.articles[: feeds.items],
+            self_url=base + fmt.page,
+            subscription_url=subscription_url,
+            page_version=page_version,
+        ),
     ]
     for page in range(1, pages + 1):
         path = archive_path(page)
@@ -125,7 +135,6 @@ def _documents_for(settings: Settings, feed_set: FeedSet, format_name: str) -> l
                 next_archive_url=feeds.base_url + archive_path(page + 1) if page < pages else None,
                 archive=True,
                 full_content=feeds.full_content,
-                stylesheet_href=relative_root(path) + "feed.xsl" if stylesheet else None,
             )
         )
     return documents

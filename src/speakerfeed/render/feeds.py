@@ -49,11 +49,15 @@ class FeedMeta:
     author: str
     author_email: str = ""
     hub: str = ""  # WebSub hub, announced with rel="hub"
+    # For the feed's HTML page: the site it belongs to, and the time zone its dates are shown in.
+    site_title: str = ""
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
 class FeedDocument:
-    """One file to write: a subscription document or one RFC 5005 archive document."""
+    """One file to write: a subscription document, one RFC 5005 archive document, or the HTML
+    page a browser is shown for a subscription document (``page_version`` set)."""
 
     format: str  # a key of FORMATS
     path: str  # relative to the output folder, with / separators
@@ -65,7 +69,13 @@ class FeedDocument:
     next_archive_url: str | None = None  # the next newer archive document
     archive: bool = False
     full_content: bool = True
-    stylesheet_href: str | None = None  # relative URL of the XSL, for people opening the feed
+    # Set only for the HTML page of the feed in ``format`` (rss.html for rss.xml): a digest of its
+    # templates, so an edited template changes the document's fingerprint and the page is rebuilt.
+    page_version: str = ""
+
+    @property
+    def is_page(self) -> bool:
+        return bool(self.page_version)
 
     @property
     def updated(self) -> datetime:
@@ -81,6 +91,7 @@ class FeedFormat:
     media_type: str
     filename: str  # of the subscription document
     extension: str  # of archive documents
+    page: str  # the HTML page a browser is shown for the subscription document
     render: Callable[[FeedDocument, EntryCache | None], bytes]
 
 
@@ -111,29 +122,24 @@ class _HistoryExtension(BaseExtension):  # type: ignore[misc]
             links.append(("next-archive", doc.next_archive_url, media_type))
         return links
 
-    def _extend(self, parent: Any, before_entries: str) -> None:
+    def _extend(self, parent: Any, link_tag: str) -> None:
         assert self.document is not None
-        anchor = parent.find(before_entries)
-        new: list[Any] = []
+        # SubElement keeps the root's prefixes (atom:, fh:) instead of declaring a stray "ns0:",
+        # which validators flag. feedgen writes Atom's elements without a namespace (the root's
+        # xmlns is a plain attribute), so Atom links must be plain "link" elements too.
         for rel, href, media_type in self._links():
-            link = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
+            link = etree.SubElement(parent, link_tag, href=href, rel=rel)
             if media_type:
                 link.set("type", media_type)
-            new.append(link)
         if self.document.archive:
-            new.append(etree.Element(f"{{{HISTORY_NS}}}archive"))
-        for element in new:
-            if anchor is not None:
-                anchor.addprevious(element)
-            else:
-                parent.append(element)
+            etree.SubElement(parent, f"{{{HISTORY_NS}}}archive")
 
     def extend_rss(self, feed: Any) -> Any:
-        self._extend(feed[0], "item")
+        self._extend(feed[0], f"{{{ATOM_NS}}}link")
         return feed
 
     def extend_atom(self, feed: Any) -> Any:
-        self._extend(feed, f"{{{ATOM_NS}}}entry")
+        self._extend(feed, "link")
         return feed
 
 
@@ -243,6 +249,8 @@ class EntryCache:
         self._uses: Counter[tuple[str, str]] = Counter()
         self._entries: dict[tuple[str, str], str] = {}
         for doc in documents:
+            if doc.is_page:  # a page renders its items itself, not from feed entries
+                continue
             self._uses.update((doc.format, article.fingerprint) for article in doc.items)
 
     def get(self, article: Article, format_name: str, full_content: bool) -> str:
@@ -266,14 +274,6 @@ def _splice(skeleton: bytes, closing: bytes, entries: Iterable[str]) -> bytes:
     return head + body + found + tail
 
 
-def _with_stylesheet(xml: bytes, href: str | None) -> bytes:
-    if not href:
-        return xml
-    declaration, newline, rest = xml.partition(b"\n")
-    instruction = f'<?xml-stylesheet type="text/xsl" href="{href}"?>'.encode()
-    return declaration + newline + instruction + b"\n" + rest
-
-
 def _entries(doc: FeedDocument, cache: EntryCache | None) -> Iterable[str]:
     for article in doc.items:
         if cache is None:
@@ -284,14 +284,12 @@ def _entries(doc: FeedDocument, cache: EntryCache | None) -> Iterable[str]:
 
 def render_rss(doc: FeedDocument, cache: EntryCache | None = None) -> bytes:
     skeleton: bytes = _skeleton(doc).rss_str(pretty=True, extensions=True)
-    xml = _splice(skeleton, b"  </channel>", _entries(doc, cache))
-    return _with_stylesheet(xml, doc.stylesheet_href)
+    return _splice(skeleton, b"  </channel>", _entries(doc, cache))
 
 
 def render_atom(doc: FeedDocument, cache: EntryCache | None = None) -> bytes:
     skeleton: bytes = _skeleton(doc).atom_str(pretty=True, extensions=True)
-    xml = _splice(skeleton, b"</feed>", _entries(doc, cache))
-    return _with_stylesheet(xml, doc.stylesheet_href)
+    return _splice(skeleton, b"</feed>", _entries(doc, cache))
 
 
 def render_json_item(article: Article, format_name: str, full_content: bool) -> str:
@@ -343,9 +341,13 @@ def render_json(doc: FeedDocument, cache: EntryCache | None = None) -> bytes:
 
 
 FORMATS: dict[str, FeedFormat] = {
-    "rss": FeedFormat("rss", "application/rss+xml", "rss.xml", ".xml", render_rss),
-    "atom": FeedFormat("atom", "application/atom+xml", "atom.xml", ".xml", render_atom),
-    "json": FeedFormat("json", "application/feed+json", "feed.json", ".json", render_json),
+    "rss": FeedFormat("rss", "application/rss+xml", "rss.xml", ".xml", "rss.html", render_rss),
+    "atom": FeedFormat(
+        "atom", "application/atom+xml", "atom.xml", ".xml", "atom.html", render_atom
+    ),
+    "json": FeedFormat(
+        "json", "application/feed+json", "feed.json", ".json", "feed.html", render_json
+    ),
 }
 
 
@@ -357,4 +359,9 @@ ENTRY_RENDERERS: dict[str, Callable[[Article, str, bool], str]] = {
 
 
 def render(doc: FeedDocument, cache: EntryCache | None = None) -> bytes:
+    if doc.is_page:
+        # Imported here: render.feed_pages builds on this module (FORMATS, FeedDocument).
+        from speakerfeed.render.feed_pages import render_feed_page
+
+        return render_feed_page(doc)
     return FORMATS[doc.format].render(doc, cache)

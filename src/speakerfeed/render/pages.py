@@ -1,8 +1,9 @@
-"""The pages and static files of the output folder: the feeds index and the feeds' XSL stylesheet.
+"""The pages of the output folder (the feeds index; render.feed_pages makes each feed's page) and
+what every page shares: the base context, text direction, HTML date-times, the template loader.
 
-Templates live in the project's ``templates/`` folder (``web/`` for HTML pages, ``feeds/`` for the
-stylesheet), next to ``src/``. Every function takes ``templates_dir`` to use another folder; the
-default is found from this file's location, which works for the editable install the project uses.
+Templates live in the project's ``templates/`` folder (``web/`` for HTML pages), next to ``src/``.
+Every function takes ``templates_dir`` to use another folder; the default is found from this file's
+location, which works for the editable install the project uses.
 
 Everything here is a pure function of its arguments: the same settings and feed sets give the same
 bytes, so an unchanged page is never rewritten.
@@ -11,8 +12,10 @@ bytes, so an unchanged page is never rewritten.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +28,17 @@ __all__ = [
     "DEFAULT_TEMPLATES_DIR",
     "FeedSetLink",
     "base_context",
+    "feed_label",
+    "format_label",
+    "html_datetime",
     "render_feeds_index",
     "render_page",
-    "static_files",
-    "stylesheet_bytes",
+    "template_digest",
     "text_direction",
 ]
 
 # src/speakerfeed/render/pages.py -> the repository root is three folders above this one.
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
-
-STYLESHEET_NAME = "feed.xsl"
 
 # Names people know the formats by, for link text; a format missing here shows its key.
 _FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
@@ -95,6 +98,21 @@ def base_context(settings: Settings) -> dict[str, Any]:
     }
 
 
+def html_datetime(moment: datetime) -> str:
+    """A ``<time datetime>`` value: whole seconds, as HTML allows at most three fraction digits
+    and nobody reads them."""
+    return moment.replace(microsecond=0).isoformat()
+
+
+def feed_label(title: str, site_title: str) -> str:
+    """A tag feed's short name: "The Speaker: politics" under the site's name is "politics"."""
+    return title.removeprefix(f"{site_title}: ") or title
+
+
+def format_label(format_name: str) -> str:
+    return _FORMAT_LABELS.get(format_name, format_name)
+
+
 def render_feeds_index(
     settings: Settings,
     feed_sets: Sequence[FeedSetLink],
@@ -120,28 +138,24 @@ def render_page(name: str, context: dict[str, Any], *, templates_dir: Path | Non
     return (template.render(context).rstrip("\n") + "\n").encode("utf-8")
 
 
-def stylesheet_bytes(*, templates_dir: Path | None = None) -> bytes:
-    """The XSL stylesheet that RSS and Atom documents name, so a browser shows them as a page."""
-    return _read(_resolve(templates_dir) / "feeds" / STYLESHEET_NAME)
-
-
-def static_files(*, templates_dir: Path | None = None) -> dict[str, bytes]:
-    """Every static file the output folder needs, by its path relative to the output root.
-
-    The stylesheet's CSS is inline (a relative URL in its output would resolve against the URL of a
-    feed in a sub-folder), so the stylesheet is the only one.
-    """
-    return {STYLESHEET_NAME: stylesheet_bytes(templates_dir=templates_dir)}
+def template_digest(names: Sequence[str], *, templates_dir: Path | None = None) -> str:
+    """A digest of the templates' sources: it changes when an editor edits one of them."""
+    environment = _environment(_resolve(templates_dir))
+    assert environment.loader is not None
+    digest = hashlib.blake2b(digest_size=8)
+    for name in names:
+        source, _, _ = environment.loader.get_source(environment, name)
+        digest.update(source.encode("utf-8") + b"\x00")
+    return digest.hexdigest()
 
 
 def _feed_view(link: FeedSetLink, site_title: str) -> dict[str, Any]:
     is_main = link.path == ""
-    # "The Speaker: politics" is listed under the site's name as "politics".
-    label = link.title if is_main else link.title.removeprefix(f"{site_title}: ") or link.title
+    label = link.title if is_main else feed_label(link.title, site_title)
     formats = [
         {
             "name": name,
-            "label": _FORMAT_LABELS.get(name, name),
+            "label": format_label(name),
             "media_type": fmt.media_type,
             "href": link.href(name),
         }
@@ -158,13 +172,6 @@ def _resolve(templates_dir: Path | None) -> Path:
             "install the project with `pip install -e .` from its repository)"
         )
     return folder
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"template file not found: {path}") from None
 
 
 @functools.lru_cache(maxsize=8)

@@ -2,10 +2,10 @@
 and Cache-Control, as pure functions of a path or a header (web.feeds applies them).
 
 Media types: each feed gets its own (application/rss+xml, application/atom+xml,
-application/feed+json), archive pages too. A browser opening an RSS or Atom feed is the exception:
-Chromium applies the feed's XSL stylesheet only to a document served as application/xml and shows
-application/rss+xml as raw text, so a request that prefers HTML gets the same bytes as
-application/xml (with `Vary: Accept`, so caches keep the two apart).
+application/feed+json), archive pages too. A person's browser opening a feed is the exception: a
+request whose Accept header prefers text/html to the feed's type gets the feed's HTML page, built
+next to it (rss.html for rss.xml, render.feed_pages), and both answers carry `Vary: Accept`, so
+caches keep the two apart. Feed readers (a feed type first, "*/*", or no Accept) get the feed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from pathlib import Path, PurePosixPath
 from speakerfeed.render.feeds import FORMATS
 
 _SUBSCRIPTION_TYPES = {fmt.filename: fmt.media_type for fmt in FORMATS.values()}
-# The feeds a browser is shown through their XSL stylesheet (served as application/xml to it).
-STYLED = frozenset({FORMATS["rss"].media_type, FORMATS["atom"].media_type})
+# Subscription document -> the HTML page a browser is shown instead, in the same folder (so the
+# page's relative links work at either URL).
+_PAGES = {fmt.filename: fmt.page for fmt in FORMATS.values()}
+# The files whose answer depends on Accept: the subscription documents and their pages.
+NEGOTIATED = frozenset(_PAGES) | frozenset(_PAGES.values())
 _ARCHIVE_EXTENSIONS = {name: fmt.extension for name, fmt in FORMATS.items()}
 
 # Cache-Control. Every response carries a strong ETag, so a cache that revalidates gets a cheap 304.
@@ -36,7 +39,7 @@ CACHE_FULL_ARCHIVE = "public, max-age=86400"
 
 # Below about one TCP segment gzip saves no round trip; skipping it keeps tiny files simple.
 MIN_GZIP_BYTES = 1400
-_COMPRESSIBLE_SUFFIXES = ("+xml", "+json", "/xml", "/json", "/javascript", "/xslt+xml")
+_COMPRESSIBLE_SUFFIXES = ("+xml", "+json", "/xml", "/json", "/javascript")
 
 
 def media_type_for(relative: str) -> str | None:
@@ -47,15 +50,67 @@ def media_type_for(relative: str) -> str | None:
     # archive/<format>/<n>.<ext>
     if len(path.parts) >= 3 and path.parts[-3] == "archive" and path.parts[-2] in FORMATS:
         return FORMATS[path.parts[-2]].media_type
-    if path.suffix == ".xsl":
-        return "text/xsl"
     return None
 
 
-def wants_html(accept: str) -> bool:
-    """True for a browser navigating to the URL (it asks for text/html first), not a feed reader."""
-    first = accept.split(",", 1)[0].split(";", 1)[0].strip().lower()
-    return first == "text/html"
+def page_for(relative: str) -> str | None:
+    """The output path of the HTML page shown to a browser for this file, if it is a feed that
+    has one (a subscription document; archive pages have none)."""
+    folder, _, name = relative.rpartition("/")
+    page = _PAGES.get(name)
+    if page is None:
+        return None
+    return f"{folder}/{page}" if folder else page
+
+
+def negotiated(relative: str) -> bool:
+    """Whether the answer for this output path depends on the Accept header."""
+    return relative.rpartition("/")[2] in NEGOTIATED
+
+
+@functools.lru_cache(maxsize=256)
+def wants_html(accept: str, media_type: str = "application/xml") -> bool:
+    """True when the request prefers text/html to ``media_type`` (RFC 9110 12.5.1: the most
+    specific range that matches gives a type its q): a person's browser, which sends
+    "text/html,...,application/xml;q=0.9,*/*;q=0.8". A tie goes to the feed, so "*/*" or
+    "text/html, application/rss+xml" (a feed reader being polite) still gets the feed."""
+    ranges = _media_ranges(accept)
+    html = _quality(ranges, "text/html")
+    return html > 0 and html > _quality(ranges, media_type.lower())
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float]]:
+    ranges = []
+    for item in accept.split(","):
+        media_range, _, parameters = item.partition(";")
+        q = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value.strip())))
+                except ValueError:
+                    q = 0.0
+        if media_range.strip():
+            ranges.append((media_range.strip().lower(), q))
+    return ranges
+
+
+def _quality(ranges: list[tuple[str, float]], media_type: str) -> float:
+    main = media_type.split("/", 1)[0]
+    best, specificity = 0.0, -1
+    for media_range, q in ranges:
+        if media_range == media_type:
+            level = 2
+        elif media_range == f"{main}/*":
+            level = 1
+        elif media_range == "*/*":
+            level = 0
+        else:
+            continue
+        if level > specificity:
+            best, specificity = q, level
+    return best
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,7 +6,8 @@ unchanged files alone, see output.py), then answered from memory.
   rebuild that writes the same bytes give the same ETag), and Last-Modified from the mtime;
 - the gzip body, for clients that accept gzip, with its own strong ETag (the identity ETag with
   "-gz" inside the quotes) and `Vary: Accept-Encoding`;
-- the response headers of every variant, for 200 and for 304.
+- the response headers of every variant, for 200 and for 304, with `Vary: Accept` on a feed that
+  a browser is shown a page for, and on that page (web.feed_http.negotiated).
 
 A file larger than ``max_file_bytes`` is hashed once and streamed from disk, uncompressed.
 """
@@ -22,17 +23,17 @@ from pathlib import Path
 
 from speakerfeed.web.feed_http import (
     MIN_GZIP_BYTES,
-    STYLED,
     cache_control,
     compressible,
     content_type_for,
+    negotiated,
 )
 
 Headers = list[tuple[bytes, bytes]]
 
 
 class Variant:
-    """One representation: identity or gzip, for a feed reader or (styled feeds) a browser."""
+    """One representation: identity or gzip."""
 
     __slots__ = ("body", "etag", "not_modified", "ok")
 
@@ -53,8 +54,7 @@ class Version:
     ) -> None:
         self.key = key  # (st_mtime_ns, st_size, st_ino)
         self.last_modified = last_modified  # whole seconds, as the header says
-        # [identity, identity for a browser, gzip, gzip for a browser]
-        self.variants = variants
+        self.variants = variants  # (identity, gzip); the same one twice without a gzip body
         bodies = {id(v.body): len(v.body) for v in variants if v.body is not None}
         self.cost = sum(bodies.values())
 
@@ -89,8 +89,7 @@ def build_version(
         compressed = gzip.compress(data, compresslevel=6, mtime=0)
         if len(compressed) >= len(data):
             compressed = None
-    styled = media_type in STYLED
-    vary = [b"Accept"] if styled else []
+    vary = [b"Accept"] if negotiated(relative) else []
     if compressed is not None:
         vary.append(b"Accept-Encoding")
     last_modified = int(result.st_mtime)
@@ -109,16 +108,9 @@ def build_version(
             ok.append((b"content-encoding", b"gzip"))
         return Variant(etag, ok, validators, body)
 
-    etag = f'"{digest}"'
-    browser_type = "application/xml; charset=utf-8" if styled else content_type
     size = result.st_size if data is None else len(data)
-    plain = variant(etag, data, size, content_type, False)
-    browser = variant(etag, data, size, browser_type, False) if styled else plain
+    plain = variant(f'"{digest}"', data, size, content_type, False)
     if compressed is None:
-        return Version(file_key(result), last_modified, (plain, browser, plain, browser))
-    gz_etag = f'"{digest}-gz"'
-    plain_gz = variant(gz_etag, compressed, len(compressed), content_type, True)
-    browser_gz = (
-        variant(gz_etag, compressed, len(compressed), browser_type, True) if styled else plain_gz
-    )
-    return Version(file_key(result), last_modified, (plain, browser, plain_gz, browser_gz))
+        return Version(file_key(result), last_modified, (plain, plain))
+    gz = variant(f'"{digest}-gz"', compressed, len(compressed), content_type, True)
+    return Version(file_key(result), last_modified, (plain, gz))

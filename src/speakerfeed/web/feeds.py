@@ -1,4 +1,4 @@
-"""The output folder over HTTP: feeds, archive pages, the feeds index and the stylesheet.
+"""The output folder over HTTP: feeds, archive pages, the feeds' HTML pages and the feeds index.
 
 A lean ASGI app rather than Starlette's StaticFiles, because feed readers poll: most requests are
 conditional GETs of a few files, so the 304 path must be cheap. Per request it does one os.stat and
@@ -11,7 +11,8 @@ Bodies are kept in memory, least recently used first out, up to a total size; a 
 Only GET and HEAD (405 otherwise); a path segment starting with a dot ("..", ".", the build's
 temporary ".name.tmp" files) or an encoded slash or backslash is a 404; a folder serves its
 index.html, and a folder asked for without its trailing slash is redirected to it. Range requests
-are answered with the whole file (200), which HTTP allows.
+are answered with the whole file (200), which HTTP allows. A browser asking for a feed (Accept
+prefers text/html) gets the feed's page from beside it (rss.html for rss.xml), when it exists.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from speakerfeed.web.feed_http import (
     http_date_seconds,
     media_type_for,
     none_match,
+    page_for,
     wants_html,
 )
 from speakerfeed.web.feed_versions import Headers, Version, build_version, file_key
@@ -98,6 +100,25 @@ class FeedFiles:
             await _plain(send, 404, _NOT_FOUND)
             return
         full, relative = target
+
+        if_none_match = if_modified_since = None
+        accept_encoding = accept = ""
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name == b"if-modified-since":
+                if_modified_since = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+        if accept:
+            page = page_for(relative)
+            if page is not None and wants_html(accept, media_type_for(relative) or ""):
+                # The page if it was built; otherwise the feed itself.
+                page_full = f"{self.directory}/{page}"
+                if os.path.isfile(page_full):  # noqa: PTH113
+                    full, relative = page_full, page
         try:
             # os.stat on str paths, not pathlib: this is the hot path
             result = os.stat(full)  # noqa: PTH116
@@ -124,20 +145,7 @@ class FeedFiles:
         else:
             self._versions.move_to_end(full)
 
-        if_none_match = if_modified_since = None
-        accept_encoding = accept = ""
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
-            elif name == b"if-modified-since":
-                if_modified_since = value.decode("latin-1")
-            elif name == b"accept-encoding":
-                accept_encoding = value.decode("latin-1")
-            elif name == b"accept":
-                accept = value.decode("latin-1")
-        index = 2 if accept_encoding and accepts_gzip(accept_encoding) else 0
-        if accept and wants_html(accept):
-            index += 1
+        index = 1 if accept_encoding and accepts_gzip(accept_encoding) else 0
         variant = version.variants[index]
 
         if if_none_match is not None:
