@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
-from lxml import etree
+from lxml import etree, html
 
 from speakerfeed.config import Settings
 from speakerfeed.feeds.plan import feed_sets, plan_documents
@@ -271,3 +272,50 @@ def test_every_feed_set_and_format_has_its_page_beside_it(settings: Settings) ->
     for page in pages.values():
         assert page.subscription_url.endswith(FORMATS[page.format].filename)
         assert len(page.items) == 5
+
+
+def _page_of(settings: Settings, articles: list[Article], path: str) -> FeedDocument:
+    return next(d for d in _planned(settings, articles) if d.path == path)
+
+
+def _html(data: bytes) -> Any:
+    return html.document_fromstring(data)
+
+
+def test_a_feed_page_shows_the_items_in_the_sites_time_zone_and_language() -> None:
+    settings = project_settings(site={"language": "ar", "timezone": "Asia/Tokyo"})
+    late = _article(1, published=datetime(2026, 3, 4, 23, 30, 15, 123456, tzinfo=UTC))
+    tree = _html(render(_page_of(settings, [late], "tags/politics/atom.html")))
+    root = tree.getroottree().getroot()
+    assert (root.get("lang"), root.get("dir")) == ("ar", "rtl")
+    # 23:30 UTC is the next morning in Tokyo; whole seconds only.
+    assert tree.xpath("//main//time/@datetime") == ["2026-03-05T08:30:15+09:00"]
+    assert tree.xpath("//main//time")[0].text_content() == "5 March 2026"
+    assert tree.xpath("//h1")[0].text_content() == "politics"
+    assert tree.xpath("//input[@id='feed-url']/@value") == [
+        "https://www.speakernews.co.uk/feeds/tags/politics/atom.xml"
+    ]
+    assert tree.xpath("//main//a[@href='../../index.html']")
+
+
+def test_a_feed_page_escapes_text_and_links_only_web_addresses(settings: Settings) -> None:
+    hostile = _article(1, title="<script>alert(1)</script> & co", summary="a < b <img src=x>")
+    scripted = _article(3, url="javascript:alert(document.domain)")
+    data = render(_page_of(settings, [hostile, scripted], "rss.html"))
+    tree = _html(data)
+    assert tree.xpath("//script | //main//img") == []
+    headings = [h.text_content() for h in tree.xpath("//main//article/h3")]
+    assert headings == [scripted.title, "<script>alert(1)</script> & co"]
+    assert tree.xpath("//main//article[1]/h3/a") == []  # a javascript: URL is no link
+    assert b"javascript:" not in data
+
+
+def test_an_empty_feed_page_says_so(settings: Settings) -> None:
+    tree = _html(render(_page_of(settings, [], "feed.html")))
+    assert tree.xpath("//main//article") == []
+    assert "Nothing published here yet" in tree.xpath("//main")[0].text_content()
+    others = tree.xpath("//ul[@class='formats']//a/@href")
+    assert others == [
+        "https://www.speakernews.co.uk/feeds/rss.xml",
+        "https://www.speakernews.co.uk/feeds/atom.xml",
+    ]
