@@ -15,7 +15,7 @@ import httpx
 
 from speakerfeed.sources.base import plain_text, summarize, xml_safe
 from speakerfeed.sources.jsonfeed import looks_like_json, read_json_feed
-from speakerfeed.sources.sanitize import clean_html
+from speakerfeed.sources.sanitize import clean_html, relative_url_count
 from speakerfeed.sources.upstream_entry import Entry, RawEntry, UnreadableFeedError
 from speakerfeed.sources.xmlfeed import read_xml_feed
 
@@ -37,7 +37,7 @@ def parse_feed(
         if looks_like_json(body, content_type)
         else read_xml_feed(body, content_type)
     )
-    _refuse_oversized(raws, max_chars)
+    _refuse_oversized(raws, max_chars, feed_url)
     entries: list[Entry] = []
     skipped: list[str] = []
     for raw in raws:
@@ -48,13 +48,17 @@ def parse_feed(
     return _deduplicated(entries), skipped
 
 
-def _refuse_oversized(raws: list[RawEntry], max_chars: int) -> None:
-    # The body's size cap does not bound what parsing makes of it (entities, relative URLs made
-    # absolute against a long xml:base), so the parsed text is capped too, before sanitising.
+def _refuse_oversized(raws: list[RawEntry], max_chars: int, feed_url: str) -> None:
+    # The body's size cap does not bound what parsing makes of it: entities, relative URLs made
+    # absolute against a long xml:base (by feedparser) or a long entry link (by the sanitiser,
+    # counted here before it runs: 400 KB of links under a 20,000-character path would become
+    # 400,000,000 characters). So the parsed text, and what sanitising will add, are capped too.
     total = 0
     for raw in raws:
         total += sum(map(len, (raw.id, raw.title, raw.link, raw.content_html, raw.summary_html)))
         total += sum(map(len, (*raw.authors, *raw.tags, raw.image_url)))
+        base = len(raw.link) + len(feed_url)  # the longest the entry's absolute link can be
+        total += base * relative_url_count(raw.content_html or raw.summary_html)
         if total > max_chars:
             raise UnreadableFeedError(
                 f"refused: the entries hold over {max_chars} characters of text once parsed"
