@@ -1,9 +1,10 @@
 """How long the fuzz targets run: seconds in the test command, as long as you like by hand.
 
-Every fuzz target takes ``@fuzzing()``. The test command runs a few hundred examples each; set
+Every fuzz target takes ``@fuzzing()``. The test command runs 150 examples of each; set
 ``SPEAKERFEED_FUZZ_EXAMPLES`` for a longer run by hand, e.g.
 
-    SPEAKERFEED_FUZZ_EXAMPLES=20000 PYTHONPATH=src .venv/bin/python -m pytest tests -k fuzz
+    SPEAKERFEED_FUZZ_EXAMPLES=20000 PYTHONPATH=src .venv/bin/python -m pytest \
+        --timeout=0 tests -k fuzz
 
 A failure prints the smallest input Hypothesis found; it becomes a regression test (an
 ``@example`` on the target, or a test of its own) before it is fixed.
@@ -15,7 +16,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-DEFAULT_EXAMPLES = 200
+DEFAULT_EXAMPLES = 150
 
 
 def fuzz_examples(default: int = DEFAULT_EXAMPLES) -> int:

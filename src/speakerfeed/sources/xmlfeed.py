@@ -82,9 +82,10 @@ def _refuse_entities(body: bytes) -> None:
         raise UnreadableFeedError(
             f"refused: the XML declares entities ({type(exc).__name__})"
         ) from None
-    except xml.sax.SAXException:
-        # Not well-formed: feedparser's lenient parser may still read it, unless a declaration
-        # could be hiding behind the error.
+    except (xml.sax.SAXException, ValueError):
+        # Not well-formed (expat raises ValueError for a declared encoding it cannot read, such
+        # as UTF-32): feedparser's lenient parser may still read it, unless a declaration could
+        # be hiding behind the error.
         if _ENTITY_DECLARATION.search(body):
             raise UnreadableFeedError("refused: malformed XML that declares entities") from None
 
