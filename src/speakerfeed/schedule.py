@@ -165,11 +165,20 @@ def digest_job(list_name: str, cadence: str = "") -> None:
             assert_never(opened)
 
 
+class SharedEngineJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's SQLAlchemy job store, on the service's own engine, which it must not dispose
+    of when the scheduler stops: that would orphan the connections the rest of the process has
+    checked out (the PostgreSQL advisory lock's among them), left open until garbage collected."""
+
+    def shutdown(self) -> None:
+        pass
+
+
 def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     """A scheduler (started paused, then resumed) holding exactly the configured jobs."""
     grace = max(1, round(settings.sending.max_lateness_minutes * 60))
     scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
+        jobstores={"default": SharedEngineJobStore(engine=engine, tablename=JOB_TABLE)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         timezone=UTC,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -118,7 +118,9 @@ class Service:
             "written": len(report.written),
             "problems": len(report.problems),
             "embargoed": len(report.embargoed),
-            "next_embargo": self.next_embargo.isoformat() if self.next_embargo else None,
+            "next_embargo": (
+                self.next_embargo.astimezone(UTC).isoformat() if self.next_embargo else None
+            ),
         }
         # speakerfeed.feeds.build logs the build's summary; its problems are logged one by one.
         for problem in report.problems:
