@@ -41,11 +41,18 @@ def build(ctx: click.Context, strict: bool, no_fetch: bool, quiet: bool) -> None
 def check(ctx: click.Context, no_fetch: bool) -> None:
     """Validate config.toml and every article; print every problem. Exit 1 if there is any.
 
-    Nothing is written.
+    Articles dated in the future are listed with the time they will be published. Nothing is
+    written.
     """
     settings = load(ctx)
     report = check_site(settings, fetch_upstreams=not no_fetch)
     print_problems(report.problems)
+    if report.embargoed:
+        click.echo(f"Embargoed until their time ({len(report.embargoed)}):")
+        zone = settings.site.zone
+        for article in report.embargoed:
+            when = article.published.astimezone(zone)
+            click.echo(f"  {when:%Y-%m-%d %H:%M %Z}  {article.source}  {article.title}")
     errors = len(report.errors)
     click.echo(
         f"{config_file(ctx)}: ok; {report.files} article files, {report.articles} published, "
