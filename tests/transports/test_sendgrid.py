@@ -16,16 +16,21 @@ from typing import Any
 import pytest
 from sendgrid.helpers.mail import (
     Category,
+    ClickTracking,
     Content,
     CustomArg,
     From,
+    Ganalytics,
     Header,
     Mail,
+    OpenTracking,
     Personalization,
     ReplyTo,
     Subject,
+    SubscriptionTracking,
     Substitution,
     To,
+    TrackingSettings,
 )
 
 from speakerfeed.config.delivery import DeliverySettings, SendGridSettings
@@ -100,6 +105,14 @@ def test_what_is_sent_is_what_sendgrid_accepts_and_readers_get(server: SendGridS
     assert [c["type"] for c in payload["content"]] == ["text/plain", "text/html"]
     assert payload["headers"] == dict(batch.headers)
     assert payload["categories"] == ["daily"]
+    # Tracking off, whatever the account says: no open pixel, no rewritten links, no
+    # SendGrid unsubscribe footer, no Google Analytics parameters.
+    assert payload["tracking_settings"] == {
+        "click_tracking": {"enable": False, "enable_text": False},
+        "open_tracking": {"enable": False},
+        "subscription_tracking": {"enable": False},
+        "ganalytics": {"enable": False},
+    }
     for email, person in zip(server.delivered, batch.recipients, strict=True):
         assert email.to["email"] == person.address
         assert email.sender == {"email": "digest@speakernews.co.uk", "name": "The Speaker"}
@@ -122,6 +135,11 @@ def test_the_digest_batch_goes_through_sendgrid(server: SendGridServer) -> None:
     with sendgrid(server, []) as transport:
         results = transport.send(template.batch(subscribers))
     assert {r.outcome for r in results} == {Outcome.SENT}
+    for request in server.requests:
+        tracking = request.payload["tracking_settings"]
+        assert set(tracking) == {"click_tracking", "open_tracking", "subscription_tracking",
+                                 "ganalytics"}  # fmt: skip
+        assert not any(setting["enable"] for setting in tracking.values())
     for email in server.delivered:
         assert NAME not in email.text and HTML_KEYS[NAME] not in email.html
         assert "https://app.speakernews.co.uk/unsubscribe/daily/" in email.html
@@ -154,6 +172,12 @@ def test_direct_serialisation_is_what_the_sendgrid_helpers_make() -> None:
     for name, value in batch.headers:
         mail.add_header(Header(name, value))
     mail.add_category(Category("daily"))
+    mail.tracking_settings = TrackingSettings(
+        click_tracking=ClickTracking(False, False),
+        open_tracking=OpenTracking(False),
+        subscription_tracking=SubscriptionTracking(False),
+        ganalytics=Ganalytics(False),
+    )
     for index, person in enumerate(batch.recipients):
         personalization = Personalization()
         name = ours["personalizations"][index]["to"][0].get("name")  # quoted where needed

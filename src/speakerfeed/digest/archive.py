@@ -18,6 +18,7 @@ from speakerfeed.config import Settings
 from speakerfeed.mail import placeholders
 from speakerfeed.models import RenderedDigest
 from speakerfeed.output import write_if_changed
+from speakerfeed.render.email import html_datetime
 from speakerfeed.render.pages import base_context, render_page
 
 ARCHIVE_FOLDER = "digests"
@@ -114,7 +115,7 @@ def _issue_view(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "href": f"{record['list']}/{record['id']}/",
         "subject": record["subject"],
-        "issued": issued.isoformat(),
+        "issued": html_datetime(issued),
         "issued_text": f"{issued:%A} {issued.day} {issued:%B %Y}",
         "articles": len(record.get("articles", [])),
         # A cadence's digest ("" for the list's own), named like the preferences page's choice.
