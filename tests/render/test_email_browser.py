@@ -229,8 +229,12 @@ def test_the_confirmation_has_no_axe_violations(
 _BUTTON = """
 () => {
   const a = document.querySelector(".sf-button a");
-  const cell = a.closest("td[bgcolor]") || a;
-  return [getComputedStyle(a).color, getComputedStyle(cell).backgroundColor, a.textContent.trim()];
+  let painted = a;  // the nearest box with a background of its own is what the label sits on
+  while (getComputedStyle(painted).backgroundColor === "rgba(0, 0, 0, 0)") {
+    painted = painted.parentElement;
+  }
+  const background = getComputedStyle(painted).backgroundColor;
+  return [getComputedStyle(a).color, background, a.textContent.trim()];
 }
 """
 
