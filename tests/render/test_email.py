@@ -19,6 +19,7 @@ import pytest
 from lxml import html as lxml_html
 
 from speakerfeed.config import ListSettings, Settings
+from speakerfeed.digest.archive import render_archive_index, web_copy, write_digest_archive
 from speakerfeed.digest.letter import MessageTemplate
 from speakerfeed.errors import ConfigError
 from speakerfeed.mail import placeholders
@@ -237,6 +238,34 @@ def test_skip_link_is_the_first_thing_a_reader_meets_and_leads_to_main(
     assert titles[0] == "What is happening in Kazakhstan?"
     assert len(titles) == 3
     assert not root.xpath("//main//h1") and root.xpath("//h1")[0].text_content() == DAILY.title
+
+
+# HTML's valid global date and time: at most three digits of a second's fraction.
+HTML_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def test_every_time_element_carries_a_datetime_html_allows(tmp_path: Path) -> None:
+    """A digest issued now, of articles scraped with microseconds: the email, its web copy and
+    the archive index give whole seconds."""
+    issued = datetime(2026, 12, 3, 7, 0, 4, 123456, tzinfo=UTC)
+    article = make_article(1, published=datetime(2026, 12, 2, 18, 31, 9, 987654, tzinfo=UTC))
+    digest = replace(make_digest((article,)), issued=issued)
+    settings = SETTINGS.model_copy(update={"root": tmp_path})
+    rendered = render_digest(settings, DAILY, digest)
+    write_digest_archive(settings, rendered)
+    pages = [
+        rendered.html,
+        web_copy(rendered, settings).decode(),
+        render_archive_index(settings, settings.output_dir).decode(),
+    ]
+    values = [
+        value
+        for page in pages
+        for value in lxml_html.document_fromstring(page).xpath("//time/@datetime")
+    ]
+    assert len(values) == 5  # the issue and the card's article, twice; the index's issue
+    assert [v for v in values if not HTML_DATETIME.fullmatch(v)] == []
+    assert set(values) == {"2026-12-03T07:00:04+00:00", "2026-12-02T18:31:09+00:00"}
 
 
 def test_masthead_cards_and_footer(three: RenderedDigest) -> None:
