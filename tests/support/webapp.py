@@ -28,7 +28,12 @@ EMAIL = {
     "app_url": "https://app.speakernews.co.uk",
 }
 LISTS = [
-    {"name": "daily", "title": "The Speaker Daily", "description": "Every morning's news."},
+    {
+        "name": "daily",
+        "title": "The Speaker Daily",
+        "description": "Every morning's news.",
+        "reason": "You receive this because you signed up for The Speaker Daily.",
+    },
     {
         "name": "weekly",
         "title": "The Speaker Weekly",

@@ -80,7 +80,14 @@ class ListSettings(Section):
     )
     title: str = Field(min_length=1, description="The list's name as readers see it.")
     description: str = Field(
-        "", description="Why a reader receives this email; shown in every email's footer."
+        "",
+        description="What the list is, in a sentence; shown on the sign-up, confirm and "
+        "preferences pages.",
+    )
+    reason: str = Field(
+        "",
+        description="Why a reader receives this email; the sentence in every digest's footer "
+        '[default: "You receive this because you subscribed to <title>."].',
     )
     tags: Strings = Field((), description="Only articles with one of these tags [default: all].")
     max_items: int = Field(10, ge=1, le=100, description="Articles in one digest at most.")
@@ -131,7 +138,7 @@ class ListSettings(Section):
                 raise ValueError("expected an IANA time zone name such as Europe/London") from None
         return value
 
-    @field_validator("title", "description")
+    @field_validator("title", "description", "reason")
     @classmethod
     def _one_line(cls, value: str) -> str:
         return _single_line(value)

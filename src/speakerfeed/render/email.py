@@ -39,7 +39,8 @@ from speakerfeed.config import ListSettings, Settings
 from speakerfeed.errors import ConfigError, Problem
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, RenderedDigest
-from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR, text_direction
+from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR, html_datetime, text_direction
+from speakerfeed.render.resources import host_of
 
 __all__ = [
     "HTML_TEMPLATE",
@@ -48,6 +49,7 @@ __all__ = [
     "TEXT_WIDTH",
     "RenderedMail",
     "mjml_compilations",
+    "our_hosts",
     "render_confirmation",
     "render_digest",
     "render_subject",
@@ -133,6 +135,7 @@ def _context(
 ) -> dict[str, Any]:
     zone = ZoneInfo(settings.site.timezone)
     language = settings.site.language
+    hosts = our_hosts(settings)
     return {
         "lang": language,
         "dir": text_direction(language),
@@ -142,9 +145,10 @@ def _context(
         "site_url": settings.site.url + "/",
         "list_title": list_settings.title,
         "list_description": list_settings.description,
-        "date_iso": digest.issued.isoformat(),
+        "reason": _reason(list_settings),
+        "date_iso": html_datetime(digest.issued),
         "date_text": _long_date(digest.issued),
-        "articles": [_article_view(article, zone) for article in digest.articles],
+        "articles": [_article_view(article, zone, hosts) for article in digest.articles],
         "postal_address": settings.email.postal_address,
         "view_url": view_url,
         "name": placeholders.NAME,
@@ -153,19 +157,34 @@ def _context(
     }
 
 
-def _article_view(article: Article, zone: ZoneInfo) -> dict[str, str]:
+def our_hosts(settings: Settings) -> frozenset[str]:
+    """The hosts an email may load from: the site's and the app's."""
+    return frozenset({host_of(settings.site.url), host_of(settings.app_url)} - {""})
+
+
+def _article_view(article: Article, zone: ZoneInfo, hosts: frozenset[str]) -> dict[str, str]:
     published = article.published.astimezone(zone)
-    image = article.image
+    # An image on another host (an upstream feed's, a CDN's) would tell that host who opened
+    # the email: such a card goes without its image, and the link to the article stays.
+    image = article.image if article.image and host_of(article.image.url) in hosts else None
     return {
         "title": article.title,
         "url": article.url,
-        "date_iso": published.isoformat(),
+        "date_iso": html_datetime(published),
         "date_text": f"{published.day} {published:%B %Y}",
         "byline": _byline(article.authors),
         "summary": " ".join(article.summary.split()),
         "image_url": image.url if image else "",
         "image_alt": image.alt if image else "",
     }
+
+
+def _reason(list_settings: ListSettings) -> str:
+    """The footer's "why you receive this": the list's own sentence, else one that is true of
+    every subscriber (each confirmed a sign-up)."""
+    return list_settings.reason or (
+        f"You receive this because you subscribed to {list_settings.title}."
+    )
 
 
 def _long_date(moment: datetime) -> str:
@@ -183,7 +202,7 @@ def _byline(authors: Sequence[str]) -> str:
 
 
 def _preheader(articles: Sequence[Article], list_settings: ListSettings) -> str:
-    """The line inboxes show after the subject: the first titles, else why the reader gets this."""
+    """The line inboxes show after the subject: the first titles, else what the list is."""
     if not articles:
         return list_settings.description or list_settings.title
     text = " · ".join(" ".join(article.title.split()) for article in articles[:3])
@@ -203,8 +222,13 @@ def _subject_key(settings: Settings, list_settings: ListSettings) -> str:
 def _compile(source: str) -> str:
     global MJML_COMPILATIONS
     MJML_COMPILATIONS += 1
-    html: str = mjml.mjml2html(source, disable_comments=True)
-    return html
+    # fonts={}: MJML otherwise links Google Fonts for any font named in the template, and every
+    # open would be reported to Google. The templates use system font stacks only.
+    html: str = mjml.mjml2html(source, disable_comments=True, fonts={})
+    # mj-image writes height="auto" on <img>, which HTML does not allow (a number only); the
+    # inline style says height:auto already. Autoescaping turns any quote in the data into
+    # &#34;, so the literal attribute can only be MJML's.
+    return html.replace(' height="auto"', "")
 
 
 def _with_main_landmark(html: str) -> str:
