@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -18,10 +19,11 @@ from speakerfeed.config import Settings
 from speakerfeed.digest import deliver, issue
 from speakerfeed.digest.archive import write_digest_archive
 from speakerfeed.digest.issue import NothingNew, Unfinished
+from speakerfeed.digest.prepare import Preview, prepare
 from speakerfeed.digest.select import next_digest
 from speakerfeed.models import RenderedDigest
 from speakerfeed.sources.read import read_articles
-from speakerfeed.store import inclusions
+from speakerfeed.store import inclusions, ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.schema import sends
@@ -345,3 +347,36 @@ def test_an_upstream_entry_edited_upstream_is_not_sent_again_and_a_late_one_is(
         late = ("wire-2", WIRE[1], "Thu, 30 Nov 2023 06:30:00 GMT")
         server.route("/wire.xml", Reply(body=wire_feed(late, edited), headers=RSS))
         assert inbox(store, settings, at(12, 1), fetch=True) == {"ann@example.org": [WIRE[1]]}
+
+
+def test_two_processes_recording_the_same_articles_at_once_send_them_once(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_prepare = prepare
+    raced: list[str] = []
+
+    def prepare_while_another_records(*args: Any, **kwargs: Any) -> Preview | None:
+        made = real_prepare(*args, **kwargs)
+        if made is not None and not raced:
+            # Between our reading of what was sent and our recording, another process (a
+            # `speakerfeed send` a minute earlier) records a digest of the same articles.
+            other = "daily-2023-11-30-0659"
+            held = [article.id for article in made.rendered.digest.articles]
+            content = ledger.SendContent(subject="Other", html="<p/>", text="", view_url="")
+            with store.engine.begin() as conn:
+                ledger.create_send(conn, other, "daily", content, scheduled_at=at(11, 30))
+                inclusions.record(conn, other, "daily", "", held, at=at(11, 30))
+            raced.append(other)
+        return made
+
+    monkeypatch.setattr(issue, "prepare", prepare_while_another_records)
+    opened = issue.open_send(
+        store.engine, settings, settings.lists[0], now=at(11, 30), fetch_upstreams=False
+    )
+    # Ours was rolled back whole; once more, it finds the other's send and carries on with it.
+    assert raced == ["daily-2023-11-30-0659"]
+    assert opened == Unfinished("daily-2023-11-30-0659")
+    with store.engine.connect() as conn:
+        assert conn.execute(select(sends.c.id)).scalars().all() == raced
+        assert list(inclusions.digests_of(conn, "daily")) == raced
+    assert not (settings.output_dir / "digests" / "daily" / "daily-2023-11-30-0700").exists()
