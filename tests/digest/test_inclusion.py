@@ -380,3 +380,15 @@ def test_two_processes_recording_the_same_articles_at_once_send_them_once(
         assert conn.execute(select(sends.c.id)).scalars().all() == raced
         assert list(inclusions.digests_of(conn, "daily")) == raced
     assert not (settings.output_dir / "digests" / "daily" / "daily-2023-11-30-0700").exists()
+
+
+def test_a_run_that_fires_twice_in_a_minute_leaves_a_new_article_for_the_next_digest(
+    store: Store, settings: Settings
+) -> None:
+    assert inbox(store, settings, at(11, 30)) == {"ann@example.org": [FLOODS, BUDGET]}
+    add_article(settings, "strikes.md", markdown_article(STRIKES, "2023-11-30 06:30"))
+    # The same minute again: the same digest id, whose send is done; nothing more goes out.
+    assert inbox(store, settings, at(11, 30)) == {}
+    web_copy = settings.output_dir / "digests/daily/daily-2023-11-30-0700/index.html"
+    assert STRIKES not in web_copy.read_text(encoding="utf-8")  # still what was sent
+    assert inbox(store, settings, at(12, 1)) == {"ann@example.org": [STRIKES]}

@@ -118,13 +118,14 @@ def _open(
             named_cadences=list_settings.cadences,
             record_audience=False,  # the senders add it as they go: the first mail leaves at once
         )
-        if created:
-            # With the send, in one transaction: a crash before the commit leaves the articles
-            # for the next digest, one after it a send that resumes; none is lost or sent twice.
-            articles = [article.id for article in rendered.digest.articles]
-            inclusions.record(conn, send_id, list_settings.name, cadence, articles, at=now)
-        else:
+        if not created:
+            # A run that fired twice: the send and its web copy are the first run's.
             _check_same_digest(conn, send_id, list_settings.name, cadence)
+            return Issued(send_id)
+        # With the send, in one transaction: a crash before the commit leaves the articles for
+        # the next digest, one after it a send that resumes; none is lost or sent twice.
+        articles = [article.id for article in rendered.digest.articles]
+        inclusions.record(conn, send_id, list_settings.name, cadence, articles, at=now)
         # Inside the transaction: if publishing fails, no send is recorded either.
         write_digest_archive(settings, rendered)
     return Issued(send_id)
