@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from speakerfeed.config import ListSettings
 from speakerfeed.digest.select import candidates, digest_id, next_digest, select_articles
+from speakerfeed.errors import ConfigError
 from speakerfeed.models import Article
 from tests.render.test_feeds import _article
 from tests.support.project import project_settings
@@ -88,3 +91,10 @@ def test_digest_is_issued_in_the_list_time_zone() -> None:
 
 def test_digest_id_is_url_safe() -> None:
     assert digest_id(ListSettings(name="a-b", title="T"), NOW) == "a-b-2023-01-03-1200"
+
+
+def test_a_bad_max_age_days_is_reported_naming_the_list_and_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        project_settings(lists=[{"name": "daily", "title": "Daily", "max_age_days": 0}])
+    message = str(caught.value)
+    assert "max_age_days" in message and "lists" in message and "1" in message, message
