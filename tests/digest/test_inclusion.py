@@ -6,6 +6,9 @@ or not, whatever became of public/, and across a crash between recording a diges
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +31,9 @@ from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.schema import sends
 from speakerfeed.transports.memory import MemoryTransport
+from tests.support.cli import cli_env, run_speakerfeed, speakerfeed_command
 from tests.support.feed_server import Reply, running_server
-from tests.support.project import make_project, markdown_article
+from tests.support.project import BASE_CONFIG, make_project, markdown_article
 
 SECRET = b"inclusion-test-secret-key-0123456789"
 RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
@@ -392,3 +396,98 @@ def test_a_run_that_fires_twice_in_a_minute_leaves_a_new_article_for_the_next_di
     web_copy = settings.output_dir / "digests/daily/daily-2023-11-30-0700/index.html"
     assert STRIKES not in web_copy.read_text(encoding="utf-8")  # still what was sent
     assert inbox(store, settings, at(12, 1)) == {"ann@example.org": [STRIKES]}
+
+
+def test_killed_after_recording_a_digest_the_next_send_carries_it_out_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A real crash: `speakerfeed send` is killed (SIGKILL) once its digest is recorded, while
+    it waits for an SMTP server that never answers; run again, it carries on with that digest,
+    which reaches the reader once, and no later digest repeats its articles."""
+    folder = tmp_path / "site"
+    make_project(folder, ARTICLES)
+    upgrade(engine)
+    subscribe(engine)
+    url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    silent = socket.create_server(("127.0.0.1", 0))  # connects, then never says a word
+    port = silent.getsockname()[1]
+    config = BASE_CONFIG + CLI_CONFIG.format(url=url)
+    (folder / "config.toml").write_text(config + SILENT_SMTP.format(port=port), "utf-8")
+    secret = SECRET.decode()
+    try:
+        child = subprocess.Popen(
+            speakerfeed_command("send", "daily", "--no-fetch", "-q"),
+            cwd=folder,
+            env=cli_env(secret),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while not recorded(engine) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.poll() is None, child.communicate()[1].decode()
+        time.sleep(0.5)  # well into the wait for the server's greeting
+        child.kill()
+        child.communicate(timeout=30)  # reaped, its pipe closed
+    finally:
+        silent.close()
+    ((send_id, state),) = recorded(engine)
+    assert state == "sending"
+    assert not (folder / "outbox").exists()  # nobody got anything yet
+    (folder / "config.toml").write_text(config + OUTBOX, "utf-8")
+    again = run_speakerfeed(folder, "send", "daily", "--no-fetch", "-q", secret=secret)
+    assert again.returncode == 0, again.stderr
+    # The recorded digest, not a new one. Ann's copy was handed to the transport when the
+    # sender died: the ledger marks it unknown and sends it again only when told to.
+    assert f"carrying on with the unfinished send {send_id}" in again.stdout
+    assert recorded(engine) == [(send_id, "done")]
+    resend = ("sends", "resume", send_id, "--resend-unknown", "-q")
+    resumed = run_speakerfeed(folder, *resend, secret=secret)
+    assert resumed.returncode == 0, resumed.stderr
+    letters = [path.read_bytes() for path in (folder / "outbox").glob("*.eml")]
+    assert [titles(data) for data in letters] == [[FLOODS, BUDGET]]
+    assert b"To: ann@example.org" in letters[0]
+    last = run_speakerfeed(folder, "send", "daily", "--no-fetch", "-q", secret=secret)
+    assert last.returncode == 0, last.stderr
+    assert "no digest" in last.stdout
+    assert len(list((folder / "outbox").glob("*.eml"))) == 1
+
+
+CLI_CONFIG = """
+[email]
+from_address = "The Speaker <digest@speakernews.co.uk>"
+postal_address = "The Speaker, 20 Example Street, London"
+
+[[lists]]
+name = "daily"
+title = "The Speaker Daily"
+cadences = {{ weekly = "0 7 * * 1" }}
+
+[[lists]]
+name = "politics"
+title = "Politics"
+tags = ["Politics"]
+
+[store]
+url = "{url}"
+"""
+SILENT_SMTP = """
+[delivery]
+transport = "smtp"
+
+[delivery.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+timeout_seconds = 120
+"""
+OUTBOX = """
+[delivery]
+transport = "outbox"
+outbox_folder = "outbox"
+"""
+
+
+def recorded(engine: Engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return [(str(i), str(s)) for i, s in conn.execute(select(sends.c.id, sends.c.state))]
