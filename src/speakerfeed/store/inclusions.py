@@ -14,12 +14,22 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Table, exists, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from speakerfeed.store.ledger.rows import among
 from speakerfeed.store.schema import digest_articles, sends
-
-# Ids per IN (...) query: well under SQLite's and PostgreSQL's limits on bound parameters.
-_CHUNK = 500
 
 
 class PastDigest(NamedTuple):
@@ -50,16 +60,8 @@ def included(
     if not conn.execute(select(sent_before)).scalar():
         return None
     by_hash = {article_hash(article_id): article_id for article_id in article_ids}
-    hashes = list(by_hash)
-    found: set[str] = set()
-    for start in range(0, len(hashes), _CHUNK):
-        chunk = hashes[start : start + _CHUNK]
-        rows = conn.execute(
-            select(digest_articles.c.article_hash).where(
-                *mine, digest_articles.c.article_hash.in_(chunk)
-            )
-        )
-        found.update(by_hash[key] for key in rows.scalars())
+    rows = conn.execute(_held(conn, list(by_hash)).where(*mine))
+    found = {by_hash[key] for key in rows.scalars()}
     return frozenset(found)
 
 
@@ -142,3 +144,17 @@ def _fits(table: Table, digest: PastDigest) -> bool:
         len(value) <= getattr(table.c[columns[name]].type, "length", 0)
         for name, value in values.items()
     )
+
+
+def _held(conn: Connection, hashes: list[str]) -> Select[str]:
+    """The rows among ``hashes``, bound as one parameter however many. On PostgreSQL a join
+    with them: after ten runs on one connection it plans a prepared ``= ANY(array)``
+    generically, comparing every row with every hash (4 s instead of 0.2 s for 1,000 hashes
+    against 100,000 rows). On SQLite an ``IN`` (ledger's ``among``): as a join it read the
+    whole array once per row (30 s)."""
+    column = digest_articles.c.article_hash
+    if conn.dialect.name != "postgresql":
+        return select(column).where(among(conn, column, hashes))
+    array = bindparam(None, hashes, type_=ARRAY(String))
+    given = func.unnest(array).table_valued("value").render_derived()
+    return select(column).join(given, column == given.c.value)
