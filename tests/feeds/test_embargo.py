@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+from sqlalchemy import Engine
 
 from speakerfeed.config import Settings
 from speakerfeed.digest.archive import web_copy
 from speakerfeed.digest.prepare import prepare
 from speakerfeed.feeds.build import Builder
+from speakerfeed.store.engine import upgrade
 from tests.support.cli import run_speakerfeed
 from tests.support.feedcheck import check_atom, check_json_feed, check_rss
 from tests.support.project import BASE_CONFIG, make_project, markdown_article
@@ -137,7 +139,7 @@ def test_the_build_cache_on_disk_does_not_keep_the_embargo(tmp_path: Path) -> No
 
 
 def test_a_future_article_waits_for_its_moment_in_the_digest_and_web_copy(
-    tmp_path: Path,
+    tmp_path: Path, engine: Engine
 ) -> None:
     settings = _site(
         tmp_path,
@@ -148,12 +150,13 @@ def test_a_future_article_waits_for_its_moment_in_the_digest_and_web_copy(
         lists=[{"name": "daily", "title": "The Speaker Daily", "schedule": "0 7 * * *"}],
     )
     (daily,) = settings.lists
-    early = prepare(settings, daily, fetch_upstreams=False, now=BEFORE)
+    upgrade(engine)
+    early = prepare(engine, settings, daily, fetch_upstreams=False, now=BEFORE)
     assert early is not None
     page = web_copy(early.rendered, settings).decode()
     assert "fiscal headroom" not in early.rendered.html + early.rendered.text + page
     assert b"fiscal headroom" not in early.message
-    on_time = prepare(settings, daily, fetch_upstreams=False, now=EMBARGO)
+    on_time = prepare(engine, settings, daily, fetch_upstreams=False, now=EMBARGO)
     assert on_time is not None
     assert on_time.rendered.digest.articles[0].title == TITLE
     assert "fiscal headroom" in on_time.rendered.html

@@ -91,6 +91,14 @@ class ListSettings(Section):
     )
     tags: Strings = Field((), description="Only articles with one of these tags [default: all].")
     max_items: int = Field(10, ge=1, le=100, description="Articles in one digest at most.")
+    max_age_days: int = Field(
+        7,
+        ge=1,
+        le=3650,
+        description="Articles published longer ago than this are never sent, so importing an old "
+        "archive does not flood readers (a list's first digest takes its newest `max_items` "
+        "whatever their age).",
+    )
     subject: str = Field(
         "{{ list.title }}{% if articles %}: {{ articles[0].title }}{% endif %}",
         min_length=1,
