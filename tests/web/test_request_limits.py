@@ -1,10 +1,11 @@
-"""The HTTP limits `serve` runs with (web.http_limits), on a real uvicorn over raw sockets: a request
-head over the cap is answered 431 whether it trickles in or arrives whole, a head that takes too
-long 408, an idle connection is closed, and too many at once get 503. (The 100 MB of headers
+"""The HTTP limits `serve` runs with (web.http_limits), on a real uvicorn over raw sockets: a
+request head over the cap is answered 431 whether it trickles in or arrives whole, a slow head
+408, an idle connection is closed, and too many at once get 503. (The 100 MB of headers
 against the real `speakerfeed serve`, with its memory measured, is in tests/test_serve.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -42,8 +43,7 @@ def port() -> Iterator[int]:
 
 
 def connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    return sock
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
 def answer(sock: socket.socket) -> bytes:
@@ -102,10 +102,8 @@ def test_headers_that_keep_coming_are_cut_off_at_the_cap_with_431(port: int) -> 
             while sent < 10 * 1024 * 1024 and not response:
                 sock.sendall(b"X-Padding: " + b"p" * 1000 + b"\r\n")
                 sent += 1013
-                try:
+                with contextlib.suppress(TimeoutError):
                     response = sock.recv(65536)
-                except TimeoutError:
-                    pass
         except (BrokenPipeError, ConnectionResetError):
             pytest.fail(f"closed without an answer after {sent} bytes")
     assert status_of(response) == 431

@@ -75,7 +75,7 @@ def reader_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReaderSite
     try:
         yield site
     finally:
-        running.close()
+        next(running, None)  # stops the server
         engine.dispose()
 
 
@@ -137,7 +137,7 @@ def test_the_pages_own_headers_are_kept(reader_site: ReaderSite) -> None:
 def test_the_policy_allows_our_own_hosts_and_inline_styles_only(reader_site: ReaderSite) -> None:
     csp = httpx.get(reader_site.url + "/").headers["content-security-policy"]
     directives = dict(
-        (part.strip().split(" ", 1) + [""])[:2] for part in csp.split(";") if part.strip()
+        ([*part.strip().split(" ", 1), ""])[:2] for part in csp.split(";") if part.strip()
     )
     assert directives["img-src"].split() == ["'self'", SITE, APP, "data:"]
     assert directives["style-src"].split() == ["'self'", "'unsafe-inline'"]
@@ -167,7 +167,7 @@ def test_a_client_that_is_not_a_trusted_proxy_cannot_claim_https(tmp_path: Path)
         assert "strict-transport-security" not in answer.headers
         _assert_protected(answer.headers, "/subscribe")
     finally:
-        running.close()
+        next(running, None)  # stops the server
         engine.dispose()
 
 
