@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -281,3 +282,34 @@ def test_the_policy_blocks_a_third_party_image_and_any_script(
         assert "script-src-attr inline" in found
     finally:
         probe.unlink()
+
+
+def test_hsts_on_a_request_that_came_over_https_directly(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from speakerfeed.web.app import create_app
+    from speakerfeed.web.http_limits import server_options
+    from tests.support.asgi_server import running
+    from tests.support.project import make_project
+    from tests.support.smtp_server import tls_files
+
+    settings = make_project(tmp_path)
+    settings.output_dir.mkdir(parents=True)
+    (settings.output_dir / "index.html").write_text("<!doctype html><title>Feeds</title>")
+    app = create_app(
+        settings,
+        engine=create_engine("sqlite://"),
+        secret=b"https-test-secret-key-0123456789",
+        transport=lambda: pytest.fail("no mail is sent here"),
+    )
+    certificate, key = tls_files(tmp_path)
+    options = server_options(settings.server)
+    with running(app, ssl_certfile=str(certificate), ssl_keyfile=str(key), **options) as url:
+        secure = url.replace("http://", "https://")
+        trusting = ssl.create_default_context(cafile=str(certificate))
+        with httpx.Client(verify=trusting) as client:
+            answer = client.get(secure + "/")
+            assert answer.status_code == 200
+            assert answer.headers["strict-transport-security"] == HSTS
+            _assert_protected(answer.headers, "/ over https")
+            assert client.get(secure + "/nope").headers["strict-transport-security"] == HSTS

@@ -1,14 +1,16 @@
-"""How `serve` speaks HTTP/1.1: uvicorn with its h11 protocol, a cap on the request head and
+"""How `serve` speaks HTTP/1.1: uvicorn's httptools protocol with a cap on the request head and
 deadlines, so a client cannot make the server hold 100 MB of headers or a connection for ever.
 
-Why h11 and not httptools (uvicorn's choice when it is installed): llhttp, under httptools, has no
-limit on the size of a request's headers at all (100 MB of them got 200 OK and grew the server by
-55 MB), and uvicorn offers no setting for one. h11 keeps at most ``max_incomplete_event_size``
-bytes of an unfinished request head, but uvicorn answers every protocol error with 400. So:
+uvicorn offers no limit on a request's head with httptools (llhttp buffers header values whole:
+100 MB of headers got 200 OK and grew the server by 55 MB), and with h11 it answers 400, not 431,
+and lets through any head that arrives in one read. h11, pure Python, also costs about three
+times the CPU of httptools per request (bench/serve.py: 412 against 141 µs for a 304), and feed
+readers' 304s are most of the traffic. So httptools, with these checks:
 
 - the request line and headers may take ``max_header_bytes``: beyond that the answer is 431
-  (Request Header Fields Too Large, RFC 6585) and the connection is closed. h11 stops buffering
-  past the cap; a whole oversized head that arrived in one read is caught when it is parsed;
+  (Request Header Fields Too Large, RFC 6585) and the connection is closed. A head that is still
+  incomplete after a read is measured by the bytes read since it began (so llhttp never holds
+  more than one read past the cap); a complete one by its parsed line and fields;
 - a request head must arrive within ``request_head_seconds`` of the connection opening or, on a
   kept-alive connection, of its first byte (a slow trickle of header bytes is a well-known way
   to hold connections): 408, closed;
@@ -23,14 +25,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import h11
 from uvicorn.config import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from speakerfeed.config.serving import ServerSettings
 
-__all__ = ["LimitedH11Protocol", "server_options"]
+__all__ = ["LimitedHttpToolsProtocol", "server_options"]
 
 
 def server_options(server: ServerSettings) -> dict[str, Any]:
@@ -38,8 +39,7 @@ def server_options(server: ServerSettings) -> dict[str, Any]:
     and which proxies are believed (their X-Forwarded-For and X-Forwarded-Proto)."""
     proxies = list(server.trusted_proxies)
     return {
-        "http": protocol_class(server.request_head_seconds),
-        "h11_max_incomplete_event_size": server.max_header_bytes,
+        "http": protocol_class(server.max_header_bytes, server.request_head_seconds),
         "timeout_keep_alive": server.keep_alive_seconds,
         "limit_concurrency": server.max_connections,
         "proxy_headers": bool(proxies),
@@ -48,39 +48,18 @@ def server_options(server: ServerSettings) -> dict[str, Any]:
     }
 
 
-def protocol_class(request_head_seconds: float) -> type[LimitedH11Protocol]:
-    """LimitedH11Protocol with this head deadline (uvicorn makes the protocol from a class)."""
-    return type("LimitedH11Protocol", (LimitedH11Protocol,), {"head_seconds": request_head_seconds})
+def protocol_class(max_head_bytes: int, head_seconds: float) -> type[LimitedHttpToolsProtocol]:
+    """LimitedHttpToolsProtocol with these limits (uvicorn makes the protocol from a class)."""
+    limits = {"max_head_bytes": max_head_bytes, "head_seconds": head_seconds}
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), limits)
 
 
-class _Connection(h11.Connection):
-    """h11's server connection that also refuses a complete head larger than the cap, and
-    remembers the error it raised (uvicorn's protocol does not pass it on)."""
-
-    def __init__(self, max_head_bytes: int) -> None:
-        super().__init__(h11.SERVER, max_incomplete_event_size=max_head_bytes)
-        self.max_head_bytes = max_head_bytes
-        self.error: h11.RemoteProtocolError | None = None
-
-    def next_event(self) -> Any:
-        try:
-            event = super().next_event()
-        except h11.RemoteProtocolError as exc:
-            self.error = exc
-            raise
-        if isinstance(event, h11.Request) and _head_size(event) > self.max_head_bytes:
-            self.error = h11.RemoteProtocolError("request head too large", error_status_hint=431)
-            raise self.error
-        return event
+class _HeadTooLargeError(Exception):
+    """Raised in a parser callback: llhttp stops, and uvicorn answers (see send_400_response)."""
 
 
-def _head_size(request: h11.Request) -> int:
-    """The bytes of the request line and header fields, as sent (CRLFs included)."""
-    line = len(request.method) + len(request.target) + len(b"  HTTP/1.1\r\n")
-    return line + sum(len(name) + len(value) + 4 for name, value in request.headers) + 2
-
-
-class LimitedH11Protocol(H11Protocol):
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    max_head_bytes: int = 16 * 1024
     head_seconds: float = 10.0
 
     def __init__(
@@ -91,10 +70,13 @@ class LimitedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        limit = config.h11_max_incomplete_event_size
-        self.conn: _Connection = _Connection(limit if limit is not None else 16 * 1024)
+        self.reading_head = True  # between one request's end and the next one's headers' end
+        self.read_in_head = 0  # bytes read while reading_head
+        self.parsed_head = 0  # the current head's line and fields, as parsed
+        self.head_too_large = False
         self.head_timer: asyncio.TimerHandle | None = None
-        self.head_started = False  # a byte of the current request head has arrived
+
+    # -- the connection ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -105,25 +87,56 @@ class LimitedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:
-            self.head_started = True
+        if self.reading_head:
+            self.read_in_head += len(data)
             if self.head_timer is None:
                 self._start_head_timer()
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # the head is in (or the connection failed)
-            self._stop_head_timer()
-
-    def on_response_complete(self) -> None:
-        self.head_started = False
-        super().on_response_complete()
+        # Still no end of the head: everything read since it began is head.
+        too_much = self.reading_head and self.read_in_head > self.max_head_bytes
+        if too_much and not self.transport.is_closing():
+            self._refuse_large_head()
 
     def send_400_response(self, msg: str) -> None:
-        error = self.conn.error
-        if error is not None and error.error_status_hint == 431:
-            self.logger.warning("Request refused: its line and headers are too large (431).")
-            self._answer_and_close(431, "Request Header Fields Too Large")
+        if self.head_too_large:
+            self._refuse_large_head()
         else:
             super().send_400_response(msg)
+
+    # -- parser callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.parsed_head = len(b"  HTTP/1.1\r\n\r\n")
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.reading_head = False
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.reading_head, self.read_in_head = True, 0
+        super().on_message_complete()
+
+    def _count(self, size: int) -> None:
+        self.parsed_head += size
+        if self.parsed_head > self.max_head_bytes:
+            self.head_too_large = True
+            raise _HeadTooLargeError
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def _refuse_large_head(self) -> None:
+        self.logger.warning("Request refused: its line and headers are too large (431).")
+        self._answer_and_close(431, "Request Header Fields Too Large")
 
     def _start_head_timer(self) -> None:
         self.head_timer = self.loop.call_later(self.head_seconds, self._head_too_slow)
@@ -135,9 +148,9 @@ class LimitedH11Protocol(H11Protocol):
 
     def _head_too_slow(self) -> None:
         self.head_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+        if self.transport.is_closing() or not self.reading_head:
             return
-        if self.head_started:
+        if self.read_in_head:
             self._answer_and_close(408, "Request Timeout")
         else:  # nothing asked (a browser's preconnect, say): just close
             self.transport.close()
