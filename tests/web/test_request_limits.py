@@ -1,6 +1,6 @@
 """The HTTP limits `serve` runs with (web.http_limits), on a real uvicorn over raw sockets: a
 request head over the cap is answered 431 whether it trickles in or arrives whole, a slow head
-408, an idle connection is closed, and too many at once get 503. (The 100 MB of headers
+408, a form body that trickles 408, an idle connection is closed, and too many at once get 503. (The 100 MB of headers
 against the real `speakerfeed serve`, with its memory measured, is in tests/test_serve.py.)"""
 
 from __future__ import annotations
@@ -9,14 +9,17 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from speakerfeed.config.serving import ServerSettings
 from speakerfeed.web.http_limits import server_options
 from tests.support.asgi_server import running
+from tests.support.webapp import start
 
 LIMITS = ServerSettings(
     max_header_bytes=8 * 1024, request_head_seconds=0.6, keep_alive_seconds=1, max_connections=4
@@ -78,7 +81,7 @@ def test_a_real_browsers_request_with_cookies_under_the_cap_is_answered(port: in
 
 
 def test_a_head_over_the_cap_sent_in_one_piece_is_431(port: int) -> None:
-    # 9 KB arrives in one read: h11 parses it whole, and the size of what it parsed is checked.
+    # 9 KB arrives in one read: the parser takes it whole, and the size of what it parsed counts.
     with connect(port) as sock:
         sock.sendall(BROWSER_HEAD + cookie_header(9 * 1024) + b"\r\n")
         response = answer(sock)
@@ -189,3 +192,25 @@ def test_limits_out_of_range_are_refused_naming_the_key(
         project_settings(server={field: value})
     assert f"server.{field}" in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_a_form_body_that_trickles_in_is_408_and_the_connection_closed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    running = start(engine, tmp_path, server={"request_body_seconds": 0.5})
+    site = next(running)
+    try:
+        port = int(site.url.rsplit(":", 1)[1])
+        with connect(port) as sock:
+            started = time.monotonic()
+            sock.sendall(
+                b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n\r\nemail=reader"
+            )
+            response = answer(sock)
+        assert status_of(response) == 408
+        assert b"took too long" in response
+        assert time.monotonic() - started < 3
+        assert site.statuses("reader@example.org") == {}
+    finally:
+        next(running, None)

@@ -102,7 +102,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         host=host,
         port=port,
         log_level="info",
-        # h11 with capped request heads and deadlines, the trusted proxies (web.http_limits)
+        # httptools with capped request heads and deadlines, the trusted proxies (web.http_limits)
         **server_options(settings.server),
         timeout_graceful_shutdown=60,
         # uvicorn's loggers go through ours: one format for every line, JSON with --log-json.

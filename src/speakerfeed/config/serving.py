@@ -33,6 +33,12 @@ class ServerSettings(Section):
         "connection opening, or of their first byte on a kept-alive connection); else 408 and "
         "the connection is closed.",
     )
+    request_body_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="A form's body must arrive within this time of its headers; else 408.",
+    )
     keep_alive_seconds: int = Field(
         5, ge=1, le=300, description="An idle kept-alive connection is closed after this time."
     )

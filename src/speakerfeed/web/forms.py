@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import anyio
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
@@ -22,17 +23,20 @@ class FormTooLargeError(Exception):
     pass
 
 
-async def read_form(request: Request) -> FormData:
-    """The request's form fields; FormTooLargeError past the caps, ClientDisconnect passes on."""
+async def read_form(request: Request, *, deadline_seconds: float = 30.0) -> FormData:
+    """The request's form fields; FormTooLargeError past the caps, TimeoutError when the body
+    takes longer than ``deadline_seconds`` (a trickle would hold the connection), and
+    ClientDisconnect passes on."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise FormTooLargeError
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            raise FormTooLargeError
-        chunks.append(chunk)
+    with anyio.fail_after(deadline_seconds):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                raise FormTooLargeError
+            chunks.append(chunk)
     body = b"".join(chunks)
     sent = False
 

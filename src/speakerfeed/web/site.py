@@ -151,9 +151,15 @@ class Site:
     async def form(self, request: Request, *, csrf: bool = True) -> FormData | Response:
         """The POSTed form, or the page to answer with: too large, or (``csrf``) unchecked."""
         try:
-            form = await read_form(request)
+            form = await read_form(
+                request, deadline_seconds=self.settings.server.request_body_seconds
+            )
         except FormTooLargeError:
             return self.problem(request, 413, "Too much data", "The form sent too much data.")
+        except TimeoutError:
+            message = "The form took too long to arrive. Please try again."
+            close = {"connection": "close"}  # the rest of the body is not read
+            return self.problem(request, 408, "This took too long", message, headers=close)
         except ClientDisconnect:
             return Response(status_code=400)
         if csrf and not self.csrf.accepts(request, field(form, FIELD)):
