@@ -1,7 +1,8 @@
 """The HTTP limits `serve` runs with (web.http_limits), on a real uvicorn over raw sockets: a
 request head over the cap is answered 431 whether it trickles in or arrives whole, a slow head
-408, a form body that trickles 408, an idle connection is closed, and too many at once get 503. (The 100 MB of headers
-against the real `speakerfeed serve`, with its memory measured, is in tests/test_serve.py.)"""
+408, a form body that trickles 408, an idle connection is closed, and too many at once get 503.
+(The 100 MB of headers against the real `speakerfeed serve`, with its memory measured, is in
+tests/test_serve.py.)"""
 
 from __future__ import annotations
 
