@@ -76,6 +76,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
     from speakerfeed.actions.database import start_service
     from speakerfeed.service import Service
     from speakerfeed.web.app import create_app
+    from speakerfeed.web.http_limits import server_options
 
     settings = load(ctx)
     # A service's log says what it did (builds, sends, elections, start and stop) without -v;
@@ -102,16 +103,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         transport=ready.transport,
         service=service,
     )
-    proxies = settings.server.trusted_proxies
     click.echo(f"Serving {settings.output_dir} on http://{host}:{port}/ (Ctrl+C to stop)")
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level="info",
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=list(proxies) or None,
-        server_header=False,
+        # httptools with capped request heads and deadlines, the trusted proxies (web.http_limits)
+        **server_options(settings.server),
         timeout_graceful_shutdown=60,
         # uvicorn's loggers go through ours: one format for every line, JSON with --log-json.
         log_config=None,

@@ -157,10 +157,19 @@ class SignupSettings(Section):
         48, ge=1, le=24 * 30, description="How long the link in a confirmation email works."
     )
     per_ip: int = Field(
-        10, ge=1, description="Sign-ups accepted from one IP address per window; then 429."
+        10,
+        ge=1,
+        description="Sign-ups accepted from one IPv4 address or IPv6 network per window; then 429.",
     )
     per_ip_window_minutes: int = Field(
         10, ge=1, le=24 * 60, description="The window of `per_ip`, in minutes."
+    )
+    ipv6_prefix: int = Field(
+        64,
+        ge=32,
+        le=128,
+        description="`per_ip` counts an IPv6 client by its network of this prefix length (one "
+        "host usually has a whole /64 to pick addresses from); an IPv4 client by its address.",
     )
     per_address: int = Field(
         1, ge=1, description="Emails (confirmations, links) sent to one address per window."

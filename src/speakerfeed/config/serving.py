@@ -15,7 +15,37 @@ class ServerSettings(Section):
     trusted_proxies: Strings = Field(
         (),
         description="Addresses of reverse proxies whose X-Forwarded-For is believed, e.g. "
-        '["127.0.0.1"] behind nginx on the same machine [default: none, the peer is the client].',
+        '["127.0.0.1"] behind nginx on the same machine [default: none, the peer is the client]. '
+        "Their X-Forwarded-Proto says whether the request came over https (for HSTS).",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line plus headers, in bytes; a larger one is answered 431 "
+        "and the connection closed.",
+    )
+    request_head_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A request's line and headers must arrive within this time (of the "
+        "connection opening, or of their first byte on a kept-alive connection); else 408 and "
+        "the connection is closed.",
+    )
+    request_body_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="A form's body must arrive within this time of its headers; else 408.",
+    )
+    keep_alive_seconds: int = Field(
+        5, ge=1, le=300, description="An idle kept-alive connection is closed after this time."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Connections and requests handled at once; beyond that the answer is 503.",
     )
 
     @field_validator("trusted_proxies")
