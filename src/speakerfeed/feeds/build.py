@@ -164,7 +164,10 @@ class Builder:
         self, sets: list[FeedSet], cache: ArticleCache, report: BuildReport, wanted: set[str]
     ) -> None:
         links = [FeedSetLink(title=s.title, path=s.folder) for s in sets]
-        pages = {"index.html": render_feeds_index(self.settings, links), **static_files()}
+        pages = {
+            "index.html": render_feeds_index(self.settings, links),
+            **static_files(templates_dir=self.settings.templates_dir),
+        }
         for name, data in pages.items():
             wanted.add(name)
             fingerprint = hashlib.blake2b(data, digest_size=16).hexdigest()
