@@ -100,7 +100,7 @@ def test_a_broken_override_names_its_file_and_line(project: Path) -> None:
     path = _override(
         project,
         "email/digest.txt.j2",
-        text="{{ list_title }}\n\n{% for article in articles %}\n{{ article.title }\n{% endfor %}\n",
+        text="{{ list_title }}\n\n{% for article in articles %}\n{{ article.title }\n{% endfor %}",
     )
     checked = run_speakerfeed(project, "check", "--no-fetch")
     assert checked.returncode == 1
@@ -188,7 +188,7 @@ def test_which_app_urls_are_public(transport: str, app_url: str, warned: bool) -
     ("host", "port", "url"),
     [
         ("127.0.0.1", 8080, "http://127.0.0.1:8080"),
-        ("0.0.0.0", 9000, "http://127.0.0.1:9000"),  # noqa: S104 - what a wildcard means here
+        ("0.0.0.0", 9000, "http://127.0.0.1:9000"),  # a wildcard: this machine
         ("::", 8080, "http://[::1]:8080"),
         ("::1", 8080, "http://[::1]:8080"),
         ("localhost", 80, "http://localhost:80"),
