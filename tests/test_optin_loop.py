@@ -9,13 +9,13 @@ it), but `speakerfeed send`, a separate command, reads the port from config.toml
 from __future__ import annotations
 
 import re
-from html import unescape as html_unescape
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from html import unescape as html_unescape
 from pathlib import Path
 
 import httpx
