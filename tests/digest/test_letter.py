@@ -133,7 +133,7 @@ def check_lines(raw: bytes) -> None:
     assert b"\r" not in raw.replace(b"\r\n", b"")
     head, _, body = raw.partition(b"\r\n\r\n")
     for line in head.split(b"\r\n"):
-        unfoldable = re.search(rb"<https://|<mailto:|^Message-ID: ", line)
+        unfoldable = re.search(rb"<https?://|<mailto:|^Message-ID: ", line)
         assert len(line) <= (998 if unfoldable else 78), line
     for line in body.split(b"\r\n"):
         assert len(line) <= 76, line
