@@ -33,8 +33,8 @@ test: lint
 
 test-pythons: $(addprefix test-py,$(OTHER_PYTHONS))
 
-# test-py3.12: the non-browser tests on Python 3.12. Without that interpreter it says so and
-# passes on a developer's machine, and fails under CI=true.
+# test-py3.12: the non-browser tests on Python 3.12 (PYTEST_ARGS=tests/config: some of them).
+# Without that interpreter it says so and passes on a developer's machine; fails under CI=true.
 test-py%:
 	@py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$*.*/bin/python 2>/dev/null | sort -V | tail -1); \
 	py=$${py:-$$(command -v python$* || true)}; \
@@ -45,7 +45,7 @@ test-py%:
 	set -e; \
 	[ -x .venv-$*/bin/python ] || "$$py" -m venv .venv-$*; \
 	.venv-$*/bin/pip install --quiet -e '.[test]'; \
-	.venv-$*/bin/pytest -m "not browser"
+	.venv-$*/bin/pytest -m "not browser" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/build.py
