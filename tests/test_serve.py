@@ -158,7 +158,7 @@ def test_a_reader_subscribes_confirms_from_the_outbox_and_unsubscribes(
 
     from speakerfeed.mail import tokens
 
-    public = "https://www.speakernews.co.uk"  # app_url defaults to site.url
+    public = server  # email.app_url unset: links lead to where serve listens (--port included)
     with httpx.Client(base_url=server, timeout=10) as http:
         form = http.get("/subscribe").text
         token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)

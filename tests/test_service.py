@@ -181,9 +181,22 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
+_ENGINES: list[Engine] = []
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    """Python 3.13 reports a sqlite3 connection left to the garbage collector (a ResourceWarning,
+    an error here, in whichever test it happens to be collected)."""
+    yield
+    while _ENGINES:
+        _ENGINES.pop().dispose()
+
+
 def sqlite_site(tmp_path: Path) -> tuple[Engine, str]:
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    return engine_for_url(url), url
+    _ENGINES.append(engine_for_url(url))
+    return _ENGINES[-1], url
 
 
 def test_the_scheduler_sends_on_time_and_a_new_article_changes_the_feed(

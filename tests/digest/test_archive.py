@@ -58,7 +58,7 @@ def test_web_copy_names_no_one(settings: Settings) -> None:
     page = web_copy(_rendered(2, "S", datetime(2024, 1, 2, 7, tzinfo=UTC)), settings).decode()
     assert "SFMARK" not in page
     assert "<p>Hello,</p>" in page
-    assert "https://www.speakernews.co.uk/unsubscribe/'" in page
+    assert "http://127.0.0.1:8080/unsubscribe/'" in page  # email.app_url unset: serve's address
 
 
 def test_archive_lists_every_digest_newest_first(settings: Settings) -> None:

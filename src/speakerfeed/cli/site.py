@@ -79,6 +79,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
     from speakerfeed.web.http_limits import server_options
 
     settings = load(ctx)
+    if host or port:  # --host/--port: where it listens, and so where emails link to by default
+        server = settings.server.model_copy(
+            update={"host": host or settings.server.host, "port": port or settings.server.port}
+        )
+        settings = settings.model_copy(update={"server": server})
     # A service's log says what it did (builds, sends, elections, start and stop) without -v;
     # uvicorn's access log (every feed reader's poll) only with -v.
     if log.getEffectiveLevel() > logging.INFO:
@@ -94,8 +99,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
             f"Built {settings.output_dir}: {built['articles']} articles, "
             f"{built['written']} files written, {built['problems']} problems"
         )
-    host = host or settings.server.host
-    port = port or settings.server.port
+    host, port = settings.server.host, settings.server.port
     app = create_app(
         settings,
         engine=ready.engine,
@@ -104,6 +108,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         service=service,
     )
     click.echo(f"Serving {settings.output_dir} on http://{host}:{port}/ (Ctrl+C to stop)")
+    origin = "email.app_url" if settings.email.app_url else "where it listens: email.app_url unset"
+    log.info("links in emails lead to %s (%s)", settings.app_url, origin)
     uvicorn.run(
         app,
         host=host,

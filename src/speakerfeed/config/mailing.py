@@ -31,8 +31,8 @@ class EmailSettings(Section):
     )
     app_url: str = Field(
         "",
-        description="Public URL of `speakerfeed serve` for unsubscribe, preferences and archive "
-        "links [default: site.url].",
+        description="Public URL of `speakerfeed serve` for confirm, unsubscribe, preferences and "
+        "archive links [default: http://server.host:server.port, where `serve` listens].",
     )
     unsubscribe_mailto: str = Field(
         "", description="Address for mailto: one-click unsubscribe in List-Unsubscribe."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -52,6 +53,20 @@ class ServerSettings(Section):
     @classmethod
     def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return ip_networks(value)
+
+    @property
+    def listen_url(self) -> str:
+        """http://host:port of `serve`, as a browser on this machine reaches it: a wildcard
+        address (0.0.0.0, ::) is not one a browser can open, so its loopback stands in."""
+        host = self.host
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return f"http://{host}:{self.port}"  # a name, such as localhost
+        if address.is_unspecified:
+            address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+        shown = f"[{address}]" if address.version == 6 else str(address)
+        return f"http://{shown}:{self.port}"
 
 
 class ScheduleSettings(Section):

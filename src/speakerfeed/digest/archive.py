@@ -116,7 +116,11 @@ def render_archive_index(settings: Settings, output_dir: Path) -> bytes:
                 "issues": [_issue_view(record) for record in issues],
             }
         )
-    return render_page("web/digest_archive.html", {**base_context(settings), "lists": lists})
+    return render_page(
+        "web/digest_archive.html",
+        {**base_context(settings), "lists": lists},
+        templates_dir=settings.templates_dir,
+    )
 
 
 def _issue_view(record: dict[str, Any]) -> dict[str, Any]:

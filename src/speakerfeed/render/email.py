@@ -39,8 +39,9 @@ from speakerfeed.config import ListSettings, Settings
 from speakerfeed.errors import ConfigError, Problem
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, RenderedDigest
-from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR, html_datetime, text_direction
+from speakerfeed.render.pages import html_datetime, text_direction
 from speakerfeed.render.resources import host_of
+from speakerfeed.render.templates import loader, search_path
 
 __all__ = [
     "HTML_TEMPLATE",
@@ -87,7 +88,7 @@ def render_digest(
 
     ConfigError (naming ``lists[N].subject``) when the list's subject template fails.
     """
-    environment = _environment(_folder(templates_dir))
+    environment = _environment(_folder(settings, templates_dir))
     subject = render_subject(settings, list_settings, digest)
     view_url = f"{settings.app_url}/{digest.archive_path}"
     context = _context(settings, list_settings, digest, subject, view_url)
@@ -255,19 +256,15 @@ def _wrap(text: str, indent: str = "", hanging: str = "") -> str:
     )
 
 
-def _folder(templates_dir: Path | None) -> Path:
-    folder = (templates_dir or DEFAULT_TEMPLATES_DIR).resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"templates folder not found: {folder} (speakerfeed expects templates/ next to src/)"
-        )
-    return folder
+def _folder(settings: Settings, templates_dir: Path | None) -> tuple[Path, ...]:
+    # The editor's overrides ([build] templates_dir) unless the caller names a folder.
+    return search_path(templates_dir or settings.templates_dir)
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(folder: Path) -> jinja2.Environment:
+def _environment(folders: tuple[Path, ...]) -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
+        loader=loader(folders),
         # MJML templates are escaped; the text part ("*.txt.j2") must not be.
         autoescape=jinja2.select_autoescape(disabled_extensions=("txt.j2",), default=True),
         undefined=jinja2.StrictUndefined,
@@ -320,7 +317,7 @@ def render_confirmation(
     templates_dir: Path | None = None,
 ) -> RenderedMail:
     """The double opt-in email for ``list_settings`` with its signed ``confirm_url``."""
-    environment = _environment(_folder(templates_dir))
+    environment = _environment(_folder(settings, templates_dir))
     subject = f"Confirm your subscription to {list_settings.title}"
     language = settings.site.language
     context = {

@@ -52,7 +52,7 @@ def create_app(
         secret=secret,
         csrf=CsrfGuard(secret),
         transport=transport,
-        templates_dir=templates_dir,
+        templates_dir=templates_dir or settings.templates_dir,
     )
     routes: list[BaseRoute] = []
     if settings.lists:
