@@ -10,6 +10,12 @@ import os
 from collections.abc import Generator
 
 import pytest
+from hypothesis import settings
+
+# Property tests check behaviour, not speed (bench/ does that): no per-example deadline, which
+# a loaded machine (CI on two cores) would turn into random failures.
+settings.register_profile("speakerfeed", deadline=None)
+settings.load_profile("speakerfeed")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -162,3 +162,26 @@ def test_schedule_commands(tmp_path: Path) -> None:
     unknown = run("pause", "nope")
     assert unknown.returncode == 1 and "no list named 'nope'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_the_embargo_job_is_planned_at_its_moment_and_survives_a_restart(
+    engine: Engine, settings: Settings
+) -> None:
+    upgrade(engine)
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1, minutes=7)
+    first = schedule.make_scheduler(settings, engine)
+    schedule.plan_embargo(first, moment)
+    job = first.get_job(schedule.EMBARGO_JOB)
+    assert job is not None and job.next_run_time == moment
+    assert job.misfire_grace_time is None  # however late, the articles must appear
+    sooner = moment - timedelta(hours=3)
+    schedule.plan_embargo(first, sooner)  # a build found a sooner one: it replaces the first
+    assert [j.next_run_time for j in first.get_jobs() if j.id == schedule.EMBARGO_JOB] == [sooner]
+    first.shutdown(wait=False)
+    # Restarted: the jobs made from config.toml are re-made, the embargo job is kept as it was.
+    second = schedule.make_scheduler(settings, engine)
+    again = second.get_job(schedule.EMBARGO_JOB)
+    assert again is not None and again.next_run_time == sooner
+    schedule.plan_embargo(second, None)  # nothing embargoed any more
+    assert second.get_job(schedule.EMBARGO_JOB) is None
+    second.shutdown(wait=False)

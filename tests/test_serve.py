@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -11,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.support.browser import PageFactory, assert_no_axe_violations, check_skip_link
@@ -156,7 +158,7 @@ def test_a_reader_subscribes_confirms_from_the_outbox_and_unsubscribes(
 
     from speakerfeed.mail import tokens
 
-    public = "https://www.speakernews.co.uk"  # app_url defaults to site.url
+    public = server  # email.app_url unset: links lead to where serve listens (--port included)
     with httpx.Client(base_url=server, timeout=10) as http:
         form = http.get("/subscribe").text
         token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)
@@ -195,3 +197,55 @@ def test_a_reader_subscribes_confirms_from_the_outbox_and_unsubscribes(
     )
     assert answer.status_code == 200
     assert "You have unsubscribed" in httpx.get(f"{server}/unsubscribe/daily/{one_click}").text
+
+
+# ------------------------------------------------------------------------- limits and headers
+
+
+def _serve_process(server: str) -> psutil.Process:
+    """The `speakerfeed serve` process listening at ``server`` (a child of this one)."""
+    port = server.rsplit(":", 1)[1]
+    for child in psutil.Process().children(recursive=True):
+        if "serve" in child.cmdline() and port in child.cmdline():
+            return child
+    raise AssertionError(f"no serve process for port {port}")
+
+
+def test_100_mb_of_request_headers_get_431_and_cost_the_server_no_memory(server: str) -> None:
+    process = _serve_process(server)
+    httpx.get(server + "/")  # everything a request needs is loaded before measuring
+    before = process.memory_info().rss
+    port = int(server.rsplit(":", 1)[1])
+    target, sent, response = 100 * 1024 * 1024, 0, b""
+    line = b"p" * 8192  # one endless header value: the parser would keep it whole
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: ")
+        sock.settimeout(0.01)
+        try:
+            while sent < target and not response:
+                sock.sendall(line)
+                sent += len(line)
+                with contextlib.suppress(TimeoutError):
+                    response = sock.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed as soon as the answer was written: read it below
+        sock.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                response += chunk
+    grown = process.memory_info().rss - before
+    assert response.startswith(b"HTTP/1.1 431 "), response[:80]
+    assert sent < 256 * 1024  # refused within a few reads of the 16 KB cap, not after 100 MB
+    assert grown < 4 * 1024 * 1024, f"the server grew by {grown / 2**20:.1f} MB"
+    assert httpx.get(server + "/rss.xml").status_code == 200  # and it serves on
+
+
+def test_serve_sends_the_security_headers_on_its_pages_and_files(server: str) -> None:
+    for path in ("/", "/rss.html", "/subscribe", "/rss.xml"):
+        response = httpx.get(server + path)
+        assert response.status_code == 200, path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert "strict-transport-security" not in response.headers  # plain http, no proxy

@@ -2,6 +2,8 @@
 digest to a real SMTP server (aiosmtpd) on time; a new article changes the served feed; a run
 missed while the service was down goes out once (or not at all when too late); SIGTERM in the
 middle of a send loses and repeats nobody; two processes on PostgreSQL elect one scheduler.
+And the service in this process (an injected clock, or the real one): an article dated in the
+future appears at its moment, planned by the scheduler's embargo job, and the WebSub hub hears.
 """
 
 from __future__ import annotations
@@ -23,12 +25,18 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select, text
 
+from speakerfeed import schedule
+from speakerfeed.config import Settings
+from speakerfeed.service import Service
 from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import engine_for_url, upgrade
 from speakerfeed.store.schema import sends
+from speakerfeed.transports.base import Transport
+from speakerfeed.transports.registry import transport_from_settings
+from tests.feeds.hub import Hub, running_hub
 from tests.support.cli import cli_env, speakerfeed_command
-from tests.support.project import BASE_CONFIG, markdown_article
+from tests.support.project import BASE_CONFIG, make_project, markdown_article
 from tests.support.smtp_server import SmtpServer, running_smtp_server
 
 SECRET = "service-test-secret-key-0123456789"
@@ -173,9 +181,22 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
+_ENGINES: list[Engine] = []
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    """Python 3.13 reports a sqlite3 connection left to the garbage collector (a ResourceWarning,
+    an error here, in whichever test it happens to be collected)."""
+    yield
+    while _ENGINES:
+        _ENGINES.pop().dispose()
+
+
 def sqlite_site(tmp_path: Path) -> tuple[Engine, str]:
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    return engine_for_url(url), url
+    _ENGINES.append(engine_for_url(url))
+    return _ENGINES[-1], url
 
 
 def test_the_scheduler_sends_on_time_and_a_new_article_changes_the_feed(
@@ -317,3 +338,93 @@ def test_two_serve_processes_on_postgresql_one_scheduler_each_recipient_once(
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         engine.dispose()
+
+
+def embargo_site(folder: Path, hub: Hub, articles: dict[str, str | bytes]) -> Settings:
+    return make_project(
+        folder,
+        {"old.md": markdown_article("An old story", "2024-05-01 10:00"), **articles},
+        feeds={"websub_hub": hub.url},
+        schedule={"leader_check_seconds": 0.2, "send_poll_seconds": 0.2},
+    )
+
+
+def in_process(settings: Settings, engine: Engine, **options: Any) -> Service:
+    def transport() -> Transport:
+        return transport_from_settings(settings.delivery, settings.root)
+
+    return Service(settings, engine, SECRET.encode(), transport, watching=False, **options)
+
+
+def feed_titles(settings: Settings, name: str = "rss.xml") -> list[str]:
+    import feedparser
+
+    return [e.title for e in feedparser.parse((settings.output_dir / name).read_bytes()).entries]
+
+
+def embargo_job(service: Service) -> Any:
+    scheduler = service.scheduler
+    return None if scheduler is None else scheduler.get_job(schedule.EMBARGO_JOB)
+
+
+def test_the_embargo_job_rebuilds_at_the_moment_and_is_planned_again(
+    tmp_path: Path, engine: Engine
+) -> None:
+    upgrade(engine)
+    moment = datetime(2030, 6, 4, 8, 0, tzinfo=UTC)  # "2030-06-04 09:00" in London (BST)
+    clock = [moment - timedelta(microseconds=1)]
+    with running_hub() as hub:
+        budget = markdown_article("Budget day", "2030-06-04 09:00", tags="[Budget]")
+        settings = embargo_site(tmp_path, hub, {"budget.md": budget})
+        service = in_process(settings, engine, clock=lambda: clock[0])
+        service.rebuild()  # as `serve` does before it starts
+        assert service.last_build["next_embargo"] == moment.isoformat()
+        assert feed_titles(settings) == ["An old story"]
+        service.start()
+        try:
+            wait_until(lambda: embargo_job(service) is not None, 20, "no embargo job planned")
+            assert embargo_job(service).next_run_time == moment
+            hub.received.clear()
+
+            clock[0] = moment
+            schedule.embargo_job()  # what the scheduler runs at that moment
+            assert feed_titles(settings) == ["Budget day", "An old story"]
+            base = settings.feeds.base_url
+            assert {base + "rss.xml", base + "tags/budget/atom.xml"} <= set(hub.published())
+            assert embargo_job(service) is None  # nothing is embargoed any more
+
+            # A new article for later: the next build plans the job for its moment.
+            (settings.articles_dir / "later.md").write_text(
+                markdown_article("Later", "2030-12-25T06:30:00Z"), encoding="utf-8"
+            )
+            service.rebuild()
+            assert embargo_job(service).next_run_time == datetime(2030, 12, 25, 6, 30, tzinfo=UTC)
+            assert "Later" not in feed_titles(settings)
+        finally:
+            service.stop()
+
+
+def test_a_future_article_appears_when_its_time_comes(tmp_path: Path) -> None:
+    """The real clock and APScheduler: no refresh or file change is due, only the embargo job."""
+    engine, _ = sqlite_site(tmp_path)
+    upgrade(engine)
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    with running_hub() as hub:
+        soon = markdown_article("Just in time", moment.isoformat().replace("+00:00", "Z"))
+        settings = embargo_site(tmp_path, hub, {"soon.md": soon})
+        service = in_process(settings, engine)
+        service.rebuild()
+        assert "Just in time" not in feed_titles(settings, "atom.xml")
+        hub.received.clear()
+        service.start()
+        try:
+            wait_until(
+                lambda: "Just in time" in feed_titles(settings, "atom.xml"),
+                30,
+                "the embargoed article did not appear",
+            )
+            assert datetime.now(UTC) >= moment
+            told = settings.feeds.base_url + "atom.xml"
+            wait_until(lambda: told in hub.published(), 10, "the hub was not told")
+        finally:
+            service.stop()

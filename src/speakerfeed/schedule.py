@@ -10,6 +10,11 @@ each last ran: a run missed while the service was down fires once when it comes 
 misfire grace time, and the ledger cancels such a send too). A list's digest id comes from its
 scheduled time, so a run that fires twice records one send.
 
+One more job, ``embargo``, is a single run at the moment the soonest embargoed article (one dated
+in the future) becomes visible: the service re-plans it after every build (service.py), and, being
+in the job store, it still fires after a restart. It rebuilds like the refresh, so the WebSub hub
+hears of the feeds it changes.
+
 Job functions are module-level and take only a list name (and a cadence): the job store keeps a
 reference to the function, not the function, and the process that runs it finds the service in
 ``_service``.
@@ -26,6 +31,7 @@ from typing import Any, assert_never
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
@@ -40,6 +46,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_JOB = "refresh"
 HOUSEKEEPING_JOB = "housekeeping"
+EMBARGO_JOB = "embargo"
 JOB_TABLE = "apscheduler_jobs"
 
 
@@ -79,6 +86,33 @@ def _context() -> JobContext:
 
 def refresh_job() -> None:
     _context().refresh()
+
+
+def embargo_job() -> None:
+    log.info("an embargo ends: rebuilding")
+    _context().refresh()
+
+
+def plan_embargo(scheduler: BackgroundScheduler, moment: datetime | None) -> None:
+    """One rebuild at ``moment`` (the next embargo's end), replacing any planned before; none
+    when nothing is embargoed."""
+    existing = scheduler.get_job(EMBARGO_JOB)
+    if moment is None:
+        if existing is not None:
+            scheduler.remove_job(EMBARGO_JOB)
+        return
+    if existing is not None and existing.next_run_time == moment:
+        return  # already planned: no write to the job store on every refresh
+    scheduler.add_job(
+        embargo_job,
+        DateTrigger(run_date=moment, timezone=UTC),
+        id=EMBARGO_JOB,
+        name=EMBARGO_JOB,
+        replace_existing=True,
+        # However late (the service was down), the articles must still appear: run it.
+        misfire_grace_time=None,
+    )
+    log.info("next embargo ends at %s: rebuild planned", moment.isoformat())
 
 
 def housekeeping_job() -> None:
@@ -131,11 +165,20 @@ def digest_job(list_name: str, cadence: str = "") -> None:
             assert_never(opened)
 
 
+class SharedEngineJobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """APScheduler's SQLAlchemy job store, on the service's own engine, which it must not dispose
+    of when the scheduler stops: that would orphan the connections the rest of the process has
+    checked out (the PostgreSQL advisory lock's among them), left open until garbage collected."""
+
+    def shutdown(self) -> None:
+        pass
+
+
 def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     """A scheduler (started paused, then resumed) holding exactly the configured jobs."""
     grace = max(1, round(settings.sending.max_lateness_minutes * 60))
     scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
+        jobstores={"default": SharedEngineJobStore(engine=engine, tablename=JOB_TABLE)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         timezone=UTC,
     )
@@ -157,7 +200,8 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
                 [item.name, cadence] if cadence else [item.name],
             )
     for job in scheduler.get_jobs():
-        if job.id not in wanted:
+        # The embargo job is planned by the builds, not by config.toml: it stays.
+        if job.id not in wanted and job.id != EMBARGO_JOB:
             scheduler.remove_job(job.id)
     for job_id, (function, trigger, args) in wanted.items():
         existing = scheduler.get_job(job_id)

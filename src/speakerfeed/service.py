@@ -5,6 +5,9 @@ the send loop (in every process), the articles watcher and the rebuilds.
   the scheduler's host (store.leader); the one that is runs APScheduler, the others do not.
 - The send loop works on every send in state "sending", batch by batch through the ledger, so
   several processes (on several machines, with PostgreSQL) share a send.
+- Embargo: after every build the scheduler's ``embargo`` job is planned for the moment the next
+  future-dated article becomes visible (schedule.plan_embargo), so it appears then, not at the
+  next refresh.
 - Stopping (SIGTERM or Ctrl+C, through the app's lifespan): the scheduler stops, the send loop
   finishes the batch in hand and records it, the role is released; a restart carries on.
 """
@@ -26,6 +29,7 @@ from speakerfeed.digest import deliver as dispatch
 from speakerfeed.feeds.build import Builder
 from speakerfeed.feeds.websub import notify_hub
 from speakerfeed.render.feeds import FORMATS
+from speakerfeed.sources.collect import Clock, system_clock
 from speakerfeed.store.engine import check_connection
 from speakerfeed.store.leader import Leadership
 from speakerfeed.store.sends import active_send_ids
@@ -44,6 +48,7 @@ class Service:
         *,
         scheduling: bool = True,
         watching: bool | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.settings, self.engine, self.secret, self.transport = (
             settings,
@@ -56,7 +61,12 @@ class Service:
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._build_lock = threading.Lock()
-        self._builder = Builder(settings)
+        self.clock = clock
+        self._builder = Builder(settings, clock=clock)
+        # The end of the soonest embargo the last build found; None when nothing is embargoed
+        # (or nothing was built yet: then a planned job from the store is left as it is).
+        self.next_embargo: datetime | None = None
+        self._built = False
         self._threads: list[threading.Thread] = []
         self.scheduler: BackgroundScheduler | None = None
         ttl = timedelta(seconds=max(30.0, settings.schedule.leader_check_seconds * 3))
@@ -100,11 +110,17 @@ class Service:
         """Refresh the sources and rebuild the feeds; tell the WebSub hub what changed."""
         with self._build_lock:
             report = self._builder.build()
+            self.next_embargo, self._built = report.next_embargo, True
+            self._plan_embargo()
         self.last_build = {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "at": self.clock().isoformat(timespec="seconds"),
             "articles": report.articles,
             "written": len(report.written),
             "problems": len(report.problems),
+            "embargoed": len(report.embargoed),
+            "next_embargo": (
+                self.next_embargo.astimezone(UTC).isoformat() if self.next_embargo else None
+            ),
         }
         # speakerfeed.feeds.build logs the build's summary; its problems are logged one by one.
         for problem in report.problems:
@@ -112,6 +128,17 @@ class Service:
         changed = self._changed_feeds(report.written)
         if changed and self.settings.feeds.websub_hub:
             notify_hub(self.settings.feeds.websub_hub, changed)
+
+    def _plan_embargo(self) -> None:
+        """The scheduler's embargo job at the next embargo's end, when this process runs the
+        scheduler and has built (the leader re-plans when it takes over)."""
+        scheduler = self.scheduler
+        if scheduler is None or not self._built:
+            return
+        try:
+            schedule.plan_embargo(scheduler, self.next_embargo)
+        except Exception:  # the scheduler stopped meanwhile, or the database is away
+            log.exception("planning the next embargo's rebuild failed")
 
     def _changed_feeds(self, written: list[str]) -> list[str]:
         names = {fmt.filename for fmt in FORMATS.values()}
@@ -129,6 +156,8 @@ class Service:
             if leading and self.scheduler is None:
                 log.info("this process runs the scheduler")
                 self.scheduler = schedule.make_scheduler(self.settings, self.engine)
+                # Not under the build lock: waiting for a long build must not cost the role.
+                self._plan_embargo()
             elif not leading and self.scheduler is not None:
                 log.warning("this process lost the scheduler role")
                 self.scheduler.shutdown(wait=False)

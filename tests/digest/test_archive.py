@@ -10,7 +10,7 @@ import pytest
 from lxml import html as lxml_html
 
 from speakerfeed.config import Settings
-from speakerfeed.digest.archive import web_copy, write_digest_archive
+from speakerfeed.digest.archive import archived_digests, web_copy, write_digest_archive
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Digest, RenderedDigest
 from tests.render.test_feeds import _article
@@ -58,7 +58,7 @@ def test_web_copy_names_no_one(settings: Settings) -> None:
     page = web_copy(_rendered(2, "S", datetime(2024, 1, 2, 7, tzinfo=UTC)), settings).decode()
     assert "SFMARK" not in page
     assert "<p>Hello,</p>" in page
-    assert "https://www.speakernews.co.uk/unsubscribe/'" in page
+    assert "http://127.0.0.1:8080/unsubscribe/'" in page  # email.app_url unset: serve's address
 
 
 def test_archive_lists_every_digest_newest_first(settings: Settings) -> None:
@@ -103,15 +103,24 @@ def test_archive_index_is_accessible(
     check_skip_link(page)
 
 
-def test_the_last_issued_digest_is_where_the_next_one_starts(settings: Settings) -> None:
-    from speakerfeed.digest.archive import last_issued
-
-    assert last_issued(settings, "daily") is None
-    for day in (3, 1, 2):
+def test_what_archived_digests_held_is_read_back_and_foreign_files_are_not(
+    settings: Settings,
+) -> None:
+    assert archived_digests(settings.output_dir) == []
+    for day in (3, 1):
         when = datetime(2024, 1, day, 7, tzinfo=UTC)
-        write_digest_archive(settings, _rendered(1, f"Day {day}", when))
-    assert last_issued(settings, "daily") == datetime(2024, 1, 3, 7, tzinfo=UTC)
-    assert last_issued(settings, "weekly") is None
+        write_digest_archive(settings, _rendered(2, f"Day {day}", when))
+    folder = settings.output_dir / "digests" / "daily"
+    (folder / "junk").mkdir()
+    (folder / "junk" / "digest.json").write_text('{"id": "x", "articles": "no"}', "utf-8")
+    (folder / "half").mkdir()
+    (folder / "half" / "digest.json").write_text('{"id": "daily-2024', "utf-8")
+    found = sorted(archived_digests(settings.output_dir), key=lambda past: past.issued)
+    assert [past.digest_id for past in found] == ["daily-2024-01-01-0700", "daily-2024-01-03-0700"]
+    first = found[0]
+    assert (first.list_name, first.cadence) == ("daily", "")
+    assert first.issued == datetime(2024, 1, 1, 7, tzinfo=UTC)
+    assert len(first.article_ids) == 2 and all(first.article_ids)
 
 
 @pytest.mark.browser

@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from speakerfeed.feeds.websub import ATTEMPTS, notify_hub
-from tests.support.asgi_server import running
-
-
-@dataclass
-class Hub:
-    url: str = ""
-    statuses: list[int] = field(default_factory=list)  # answers, in order; then 204
-    received: list[list[tuple[str, str]]] = field(default_factory=list)
+from tests.feeds.hub import Hub, running_hub
 
 
 @pytest.fixture
 def hub() -> Iterator[Hub]:
-    state = Hub()
-
-    async def publish(request: Request) -> Response:
-        form = await request.form()
-        state.received.append([(key, str(value)) for key, value in form.multi_items()])
-        status = state.statuses.pop(0) if state.statuses else 204
-        return Response(status_code=status)
-
-    app = Starlette(routes=[Route("/hub", publish, methods=["POST"])])
-    with running(app) as url:
-        state.url = url + "/hub"
+    with running_hub() as state:
         yield state
 
 

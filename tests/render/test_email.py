@@ -19,6 +19,7 @@ import pytest
 from lxml import html as lxml_html
 
 from speakerfeed.config import ListSettings, Settings
+from speakerfeed.digest.archive import render_archive_index, web_copy, write_digest_archive
 from speakerfeed.digest.letter import MessageTemplate
 from speakerfeed.errors import ConfigError
 from speakerfeed.mail import placeholders
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "articles" / "000_d49d9c5f78f68bb1.txt"
 POSTAL = "The Speaker, 20 Example Street, London EC1A 1AA, United Kingdom"
 REASON = "You receive this because you subscribed to The Speaker Daily at speakernews.co.uk."
+DESCRIPTION = "The morning's new articles from The Speaker, every day at seven."
 SITE = "https://www.speakernews.co.uk"
 ISSUED = datetime(2024, 3, 5, 7, 0, tzinfo=UTC)
 HOSTILE_TITLE = '<script>alert(1)</script> Tom & Jerry\'s "big" <b>night</b>'
@@ -66,7 +68,12 @@ def make_settings(**email_overrides: Any) -> Settings:
     return project_settings(
         email=email_settings,
         lists=[
-            {"name": "daily", "title": "The Speaker Daily", "description": REASON},
+            {
+                "name": "daily",
+                "title": "The Speaker Daily",
+                "description": DESCRIPTION,
+                "reason": REASON,
+            },
             {"name": "weekly", "title": "Politics this week", "subject": "{{ list.title }}"},
         ],
     )
@@ -166,7 +173,8 @@ def test_mjml_is_compiled_once_per_digest_whatever_the_subscribers() -> None:
 
 def test_the_digest_carries_its_subject_preheader_and_view_url(three: RenderedDigest) -> None:
     assert three.subject == "The Speaker Daily: What is happening in Kazakhstan?"
-    assert three.view_url == f"{SITE}/digests/daily/daily-2024-03-05-0700/"
+    # email.app_url unset: links lead to where `serve` listens (server.host and server.port).
+    assert three.view_url == "http://127.0.0.1:8080/digests/daily/daily-2024-03-05-0700/"
     assert three.preheader.startswith("What is happening in Kazakhstan? · Young voters")
     assert len(three.preheader) <= email_render.PREHEADER_CHARS
     app = make_settings(app_url="https://news.example.org/app/")
@@ -209,7 +217,7 @@ def test_preheader_is_hidden_and_comes_first(three: RenderedDigest) -> None:
     assert "display:none" in first.get("style").replace(" ", "")
     assert first.text_content().strip() == three.preheader
     no_articles = render((), list_settings=DAILY.model_copy(update={"subject": "Nothing new"}))
-    assert no_articles.preheader == REASON
+    assert no_articles.preheader == DESCRIPTION
 
 
 def test_skip_link_is_the_first_thing_a_reader_meets_and_leads_to_main(
@@ -231,6 +239,34 @@ def test_skip_link_is_the_first_thing_a_reader_meets_and_leads_to_main(
     assert titles[0] == "What is happening in Kazakhstan?"
     assert len(titles) == 3
     assert not root.xpath("//main//h1") and root.xpath("//h1")[0].text_content() == DAILY.title
+
+
+# HTML's valid global date and time: at most three digits of a second's fraction.
+HTML_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def test_every_time_element_carries_a_datetime_html_allows(tmp_path: Path) -> None:
+    """A digest issued now, of articles scraped with microseconds: the email, its web copy and
+    the archive index give whole seconds."""
+    issued = datetime(2026, 12, 3, 7, 0, 4, 123456, tzinfo=UTC)
+    article = make_article(1, published=datetime(2026, 12, 2, 18, 31, 9, 987654, tzinfo=UTC))
+    digest = replace(make_digest((article,)), issued=issued)
+    settings = SETTINGS.model_copy(update={"root": tmp_path})
+    rendered = render_digest(settings, DAILY, digest)
+    write_digest_archive(settings, rendered)
+    pages = [
+        rendered.html,
+        web_copy(rendered, settings).decode(),
+        render_archive_index(settings, settings.output_dir).decode(),
+    ]
+    values = [
+        str(time.get("datetime"))
+        for page in pages
+        for time in lxml_html.document_fromstring(page).iter("time")
+    ]
+    assert len(values) == 5  # the issue and the card's article, twice; the index's issue
+    assert [v for v in values if not HTML_DATETIME.fullmatch(v)] == []
+    assert set(values) == {"2026-12-03T07:00:04+00:00", "2026-12-02T18:31:09+00:00"}
 
 
 def test_masthead_cards_and_footer(three: RenderedDigest) -> None:
@@ -284,7 +320,7 @@ def test_every_text_is_escaped() -> None:
     )
     settings = project_settings(
         email={"from_address": "a@example.org", "postal_address": "1 <b>Bold</b> St & Co"},
-        lists=[{"name": "daily", "title": "<i>Daily</i>", "description": "Why? <u>Because</u>"}],
+        lists=[{"name": "daily", "title": "<i>Daily</i>", "reason": "Why? <u>Because</u>"}],
     )
     rendered = render((hostile,), settings)
     root = parse(rendered)
@@ -552,7 +588,7 @@ def test_image_without_alt_is_an_error_and_empty_alt_is_not(three: RenderedDiges
         '<a href="https://www.speakernews.co.uk/a/">LINK</a>',
         '<a href="https://www.speakernews.co.uk/a/">this</a>',
         '<a href="https://www.speakernews.co.uk/a/" aria-label="read more">Budget</a>',
-        '<a href="https://www.speakernews.co.uk/a/"><img src="https://x.org/i.png" alt="more"></a>',
+        f'<a href="{SITE}/a/"><img src="{SITE}/i.png" alt="more"></a>',
     ],
 )
 def test_generic_link_text_is_an_error(three: RenderedDigest, link: str) -> None:
@@ -572,7 +608,9 @@ def test_links_with_a_specific_name_pass(three: RenderedDigest) -> None:
 
 
 def test_link_without_a_name_is_an_error(three: RenderedDigest) -> None:
-    bad = _add_to_main(three, '<a href="https://x.org/"><img src="https://x.org/i.png" alt=""></a>')
+    bad = _add_to_main(
+        three, '<a href="https://x.org/"><img src="https://www.speakernews.co.uk/i.png" alt=""></a>'
+    )
     (finding,) = lint_digest(SETTINGS, bad)
     assert _rules([finding]) == [("error", "link-name")]
     assert "no text" in finding.message

@@ -1,8 +1,10 @@
 """A digest's HTML in Chromium: axe-core (WCAG 2.2 A/AA) in light and dark at 375 and 600 px, the
-skip link, focus rings, text sizes, no sideways scrolling, dark mode, and escaped titles.
+skip link, focus rings, text sizes, no sideways scrolling, dark mode, and escaped titles; the
+confirmation email likewise, its button at 4.5:1 or more in both schemes.
 
 The page is the rendered digest with the markers filled as the personaliser fills them, served
-from a temporary folder together with the article photo it shows.
+from a temporary folder together with the article photo it shows (the folder is the app's host:
+an email shows only images from the site's and the app's hosts).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Any
 import pytest
 
 from speakerfeed.models import Image
+from speakerfeed.render.email import render_confirmation
 from tests.render.test_email import (
+    DAILY,
     HOSTILE_TITLE,
+    SETTINGS,
     make_article,
     make_settings,
     personalise,
@@ -50,6 +55,7 @@ PHOTO = (
 @pytest.fixture
 def digest_url(tmp_path: Path, static_server: Callable[[Path], StaticServer]) -> str:
     server = static_server(tmp_path)
+    settings = make_settings(app_url=server.url("").rstrip("/"))
     (tmp_path / "photo.svg").write_text(PHOTO, encoding="utf-8")
     articles = (
         seed_article(),
@@ -58,7 +64,8 @@ def digest_url(tmp_path: Path, static_server: Callable[[Path], StaticServer]) ->
         make_article(4, title=HOSTILE_TITLE),
         make_article(5, title=f"{LONG_WORD} and a headline that runs on", authors=(LONG_WORD,)),
     )
-    (tmp_path / "digest.html").write_text(personalise(render(articles).html), encoding="utf-8")
+    rendered = render(articles, settings)
+    (tmp_path / "digest.html").write_text(personalise(rendered.html), encoding="utf-8")
     return server.url("digest.html")
 
 
@@ -195,3 +202,65 @@ def test_right_to_left_digest(
     assert page.locator("h2").evaluate("h => getComputedStyle(h).direction") == "rtl"
     assert_no_axe_violations(page, where="Hebrew digest at 375px")
     assert horizontal_overflow(page) == 0
+
+
+# ---------------------------------------------------------------------------------- confirmation
+
+
+@pytest.fixture
+def confirmation_url(tmp_path: Path, static_server: Callable[[Path], StaticServer]) -> str:
+    rendered = render_confirmation(
+        SETTINGS, DAILY, "https://app.speakernews.co.uk/confirm/daily/c2FtcGxl.dG9rZW4"
+    )
+    (tmp_path / "confirm.html").write_text(rendered.html, encoding="utf-8")
+    return static_server(tmp_path).url("confirm.html")
+
+
+@pytest.mark.parametrize(("width", "scheme"), VIEWS)
+def test_the_confirmation_has_no_axe_violations(
+    open_page: PageFactory, confirmation_url: str, width: int, scheme: ColorScheme
+) -> None:
+    page = _open(open_page, confirmation_url, width, scheme)
+    assert_no_axe_violations(page, where=f"confirmation at {width}px, {scheme}")
+    assert horizontal_overflow(page) == 0
+    check_skip_link(page)
+
+
+_BUTTON = """
+() => {
+  const a = document.querySelector(".sf-button a");
+  let painted = a;  // the nearest box with a background of its own is what the label sits on
+  while (getComputedStyle(painted).backgroundColor === "rgba(0, 0, 0, 0)") {
+    painted = painted.parentElement;
+  }
+  const background = getComputedStyle(painted).backgroundColor;
+  return [getComputedStyle(a).color, background, a.textContent.trim()];
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_confirm_button_reads_at_4_5_to_1(
+    open_page: PageFactory, confirmation_url: str, scheme: ColorScheme
+) -> None:
+    """Dark mode once painted the label in the link colour, #8cbcff on #0b5cad: 3.42:1."""
+    colour, background, label = _open(open_page, confirmation_url, 600, scheme).evaluate(_BUTTON)
+    assert label == "Confirm my subscription"
+    assert contrast(colour, background) >= 4.5, (scheme, colour, background)
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two computed "rgb(r, g, b)" colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(part) / 255 for part in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_is_wcag_s() -> None:
+    assert round(contrast("rgb(140, 188, 255)", "rgb(11, 92, 173)"), 2) == 3.42
+    assert round(contrast("rgb(255, 255, 255)", "rgb(0, 0, 0)"), 1) == 21.0

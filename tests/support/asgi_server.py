@@ -6,18 +6,20 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
 
 @contextmanager
-def running(app: ASGIApp) -> Iterator[str]:
-    """The server's base URL (http://127.0.0.1:PORT) while the block runs."""
+def running(app: ASGIApp, **options: Any) -> Iterator[str]:
+    """The server's base URL (http://127.0.0.1:PORT) while the block runs; ``options`` go to
+    uvicorn.Config (web.http_limits.server_options, say)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -312,10 +312,28 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # keep test output clean
 
 
+# What an account with SendGrid's default settings adds to an email whose request does not
+# switch it off: an open pixel, and every link rewritten through the click tracker.
+TRACKER = "https://u0.ct.sendgrid.net"
+
+
+def _tracked(payload: dict[str, Any], rich: str) -> str:
+    tracking = payload.get("tracking_settings", {})
+    if tracking.get("click_tracking", {}).get("enable", True):
+        rich = rich.replace('href="http', f'href="{TRACKER}/ls/click?upn=http')
+    if tracking.get("open_tracking", {}).get("enable", True):
+        pixel = f'<img src="{TRACKER}/wf/open?upn=x" alt="" width="1" height="1">'
+        rich = rich.replace("</body>", pixel + "</body>") if "</body>" in rich else rich + pixel
+    return rich
+
+
 def _deliver(payload: dict[str, Any], message_id: str) -> list[Delivered]:
     """Each personalization's email, as SendGrid makes it: substitutions applied one after
-    another to the content and subject, headers and custom_args merged over the shared ones."""
+    another to the content and subject, headers and custom_args merged over the shared ones,
+    and the account's default tracking unless the request switches it off."""
     content = {block["type"]: block["value"] for block in payload["content"]}
+    if "text/html" in content:
+        content["text/html"] = _tracked(payload, content["text/html"])
     delivered = []
     for item in payload["personalizations"]:
         text, rich = content.get("text/plain", ""), content.get("text/html", "")

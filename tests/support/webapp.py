@@ -18,6 +18,7 @@ from speakerfeed.store.engine import upgrade
 from speakerfeed.store.schema import subscribers, subscriptions
 from speakerfeed.transports.base import Transport
 from speakerfeed.web.app import create_app
+from speakerfeed.web.http_limits import server_options
 from tests.support.asgi_server import running
 from tests.support.project import make_project
 
@@ -28,7 +29,12 @@ EMAIL = {
     "app_url": "https://app.speakernews.co.uk",
 }
 LISTS = [
-    {"name": "daily", "title": "The Speaker Daily", "description": "Every morning's news."},
+    {
+        "name": "daily",
+        "title": "The Speaker Daily",
+        "description": "Every morning's news.",
+        "reason": "You receive this because you signed up for The Speaker Daily.",
+    },
     {
         "name": "weekly",
         "title": "The Speaker Weekly",
@@ -106,7 +112,7 @@ def start(
         return KeptMail(holder[0].outbox, fail=holder[0].fail_mail)
 
     app = create_app(settings, engine=engine, secret=SECRET, transport=transport)
-    with running(app) as url:
+    with running(app, **server_options(settings.server)) as url:
         holder.append(ReaderSite(url, engine, settings))
         yield holder[0]
 

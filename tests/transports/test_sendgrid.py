@@ -12,29 +12,41 @@ from collections.abc import Iterator
 from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
+import lxml.html
 import pytest
 from sendgrid.helpers.mail import (
     Category,
+    ClickTracking,
     Content,
     CustomArg,
     From,
+    Ganalytics,
     Header,
     Mail,
+    OpenTracking,
     Personalization,
     ReplyTo,
     Subject,
+    SubscriptionTracking,
     Substitution,
     To,
+    TrackingSettings,
 )
 
 from speakerfeed.config.delivery import DeliverySettings, SendGridSettings
+from speakerfeed.digest.letter import MessageTemplate
 from speakerfeed.errors import TransportError
 from speakerfeed.mail.placeholders import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
 from speakerfeed.models import Outcome, Subscriber
+from speakerfeed.render.email import our_hosts
+from speakerfeed.render.resources import foreign_resources
 from speakerfeed.transports.registry import transport_from_settings
 from speakerfeed.transports.sendgrid import SendGridTransport
 from speakerfeed.transports.sendgrid_payload import HTML_KEYS, KEY_ARG, SendGridPayload
+from tests.render import test_email as email_tests
 from tests.support.sendgrid_server import (
     DROP,
     Reply,
@@ -100,6 +112,14 @@ def test_what_is_sent_is_what_sendgrid_accepts_and_readers_get(server: SendGridS
     assert [c["type"] for c in payload["content"]] == ["text/plain", "text/html"]
     assert payload["headers"] == dict(batch.headers)
     assert payload["categories"] == ["daily"]
+    # Tracking off, whatever the account says: no open pixel, no rewritten links, no
+    # SendGrid unsubscribe footer, no Google Analytics parameters.
+    assert payload["tracking_settings"] == {
+        "click_tracking": {"enable": False, "enable_text": False},
+        "open_tracking": {"enable": False},
+        "subscription_tracking": {"enable": False},
+        "ganalytics": {"enable": False},
+    }
     for email, person in zip(server.delivered, batch.recipients, strict=True):
         assert email.to["email"] == person.address
         assert email.sender == {"email": "digest@speakernews.co.uk", "name": "The Speaker"}
@@ -122,6 +142,11 @@ def test_the_digest_batch_goes_through_sendgrid(server: SendGridServer) -> None:
     with sendgrid(server, []) as transport:
         results = transport.send(template.batch(subscribers))
     assert {r.outcome for r in results} == {Outcome.SENT}
+    for request in server.requests:
+        tracking = request.payload["tracking_settings"]
+        assert set(tracking) == {"click_tracking", "open_tracking", "subscription_tracking",
+                                 "ganalytics"}  # fmt: skip
+        assert not any(setting["enable"] for setting in tracking.values())
     for email in server.delivered:
         assert NAME not in email.text and HTML_KEYS[NAME] not in email.html
         assert "https://app.speakernews.co.uk/unsubscribe/daily/" in email.html
@@ -133,6 +158,39 @@ def test_the_digest_batch_goes_through_sendgrid(server: SendGridServer) -> None:
             "Zoë's “Daily” <daily.www.speakernews.co.uk>"
         )
         assert email.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_digest_through_sendgrid_reaches_the_reader_untracked(server: SendGridServer) -> None:
+    """The inbox copy of a real digest: no open pixel, links straight to the articles. The
+    same request without its tracking settings gets what the account would add, so the
+    check can fail."""
+    settings = email_tests.make_settings(app_url="https://app.speakernews.co.uk")
+    daily = settings.lists[0]
+    articles = (email_tests.make_article(1), email_tests.make_article(3))
+    rendered = email_tests.render(articles, settings)
+    template = MessageTemplate.build(rendered, settings, daily, b"k" * 32)
+    batch = template.batch([Subscriber("s1", "reader@example.org", "Sam Reader")])
+    with sendgrid(server, []) as transport:
+        assert {r.outcome for r in transport.send(batch)} == {Outcome.SENT}
+    ours = our_hosts(settings)
+    (email,) = server.delivered
+    document = lxml.html.document_fromstring(email.html)
+    assert [str(r) for r in foreign_resources(document, ours)] == []
+    links = [str(link.get("href")) for link in document.iter("a")]
+    assert email_tests.make_article(1).url in links
+    assert not any(urlsplit(link).hostname == "u0.ct.sendgrid.net" for link in links)
+
+    untracked = dict(server.requests[0].payload)
+    del untracked["tracking_settings"]
+    answer = httpx.post(
+        server.url + "/v3/mail/send",
+        json=untracked,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=10,
+    )
+    assert answer.status_code == 202
+    tracked = lxml.html.document_fromstring(server.delivered[-1].html)
+    assert {r.host for r in foreign_resources(tracked, ours)} == {"u0.ct.sendgrid.net"}
 
 
 def test_direct_serialisation_is_what_the_sendgrid_helpers_make() -> None:
@@ -154,6 +212,12 @@ def test_direct_serialisation_is_what_the_sendgrid_helpers_make() -> None:
     for name, value in batch.headers:
         mail.add_header(Header(name, value))
     mail.add_category(Category("daily"))
+    mail.tracking_settings = TrackingSettings(
+        click_tracking=ClickTracking(False, False),
+        open_tracking=OpenTracking(False),
+        subscription_tracking=SubscriptionTracking(False),
+        ganalytics=Ganalytics(False),
+    )
     for index, person in enumerate(batch.recipients):
         personalization = Personalization()
         name = ours["personalizations"][index]["to"][0].get("name")  # quoted where needed

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import lxml.html
 import pytest
 from sqlalchemy import Engine, func, select, update
 
@@ -402,6 +404,57 @@ def test_preferences_change_lists_cadence_name_and_time_zone(
     assert http.post(path, data={**form, "lists": ["daily"]}).status_code == 303
     assert reader_site.statuses("ann@example.org")["daily"] == "confirmed"
     assert suppression_reasons(reader_site.engine) == {}
+
+
+DAILY_DESCRIPTION = "Every morning's news."
+DAILY_REASON = "You receive this because you signed up for The Speaker Daily."
+
+
+def _html(text: str) -> Any:
+    return lxml.html.document_fromstring(text)
+
+
+def _text(page: Any) -> str:
+    return " ".join(page.text_content().split())
+
+
+def test_a_list_says_what_it_is_and_keeps_why_you_receive_it_for_the_footer(
+    reader_site: ReaderSite, http: httpx.Client
+) -> None:
+    signup = _html(http.get("/subscribe").text)
+    daily = signup.get_element_by_id("list-daily")
+    assert daily.get("aria-describedby") == "list-daily-hint"
+    assert signup.get_element_by_id("list-daily-hint").text_content() == DAILY_DESCRIPTION
+    assert signup.get_element_by_id("list-weekly").get("aria-describedby") is None
+    assert DAILY_REASON not in _text(signup)
+
+    assert sign_up(http, "ann@example.org").status_code == 303
+    (batch,) = reader_site.outbox
+    assert DAILY_DESCRIPTION in " ".join(batch.text.split())
+    confirmation = _text(_html(batch.html))
+    assert DAILY_DESCRIPTION in confirmation and DAILY_REASON not in confirmation
+    path = reader_site.confirm_paths("ann@example.org")[-1]
+    confirm = _text(_html(http.get(path).text))
+    assert "Subscribe ann@example.org to The Speaker Daily?" in confirm
+    assert DAILY_DESCRIPTION in confirm and DAILY_REASON not in confirm
+
+    http.post(path, data={"csrf_token": csrf_token(http, path)})
+    ann = reader_site.subscriber_id("ann@example.org")
+    assert ann is not None
+    link = f"/preferences/daily/{tokens.sign(SECRET, 'preferences', ann, 'daily')}"
+    preferences = _html(http.get(link).text)
+    # Each description is the hint of the box that acts on its list; no other text says it.
+    hints = preferences.xpath("//form//*[contains(@class, 'hint')][@id]")
+    described = {
+        box.get("value"): box.get("aria-describedby")
+        for box in preferences.xpath("//input[@name='lists']")
+    }
+    assert described == {"daily": "list-daily-hint", "weekly": None}
+    assert [(h.get("id"), h.text_content()) for h in hints if h.get("id").startswith("list-")] == [
+        ("list-daily-hint", DAILY_DESCRIPTION)
+    ]
+    assert _text(preferences).count(DAILY_DESCRIPTION) == 1
+    assert DAILY_REASON not in _text(preferences)
 
 
 def test_a_cadence_since_removed_from_config_shows_as_every_issue(

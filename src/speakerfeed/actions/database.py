@@ -13,8 +13,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from speakerfeed.config import Settings
 from speakerfeed.config.secret_key import load_secret_key
+from speakerfeed.digest.archive import archived_digests
 from speakerfeed.errors import StoreError
 from speakerfeed.store.engine import create_engine_for, upgrade
+from speakerfeed.store.inclusions import PastDigest
 from speakerfeed.transports.base import Transport
 from speakerfeed.transports.registry import transport_from_settings
 
@@ -33,6 +35,11 @@ def describe(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def _archive(settings: Settings) -> Callable[[], list[PastDigest]]:
+    """What earlier digests held, from their web copies: read by migration 0009 only."""
+    return lambda: archived_digests(settings.output_dir)
+
+
 @contextmanager
 def open_store(
     settings: Settings, *, list_name: str | None = None, need_secret: bool = True
@@ -46,7 +53,7 @@ def open_store(
     secret = load_secret_key(settings) if need_secret else b""
     engine = create_engine_for(settings)
     try:
-        upgrade(engine)
+        upgrade(engine, archived_digests=_archive(settings))
         yield Store(engine, secret)
     except SQLAlchemyError as exc:
         raise StoreError(describe(engine), str(exc).splitlines()[0]) from exc
@@ -64,7 +71,7 @@ def upgrade_database(settings: Settings) -> Upgraded:
     """Apply every pending migration (creating the SQLite file if needed)."""
     engine = create_engine_for(settings)
     try:
-        revision = upgrade(engine)
+        revision = upgrade(engine, archived_digests=_archive(settings))
     finally:
         engine.dispose()
     return Upgraded(describe(engine), revision)
@@ -92,5 +99,5 @@ def start_service(settings: Settings) -> ServiceSetup:
 
     transport()
     engine = create_engine_for(settings)
-    revision = upgrade(engine)
+    revision = upgrade(engine, archived_digests=_archive(settings))
     return ServiceSetup(engine, secret, transport, describe(engine), revision)

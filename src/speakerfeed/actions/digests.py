@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from speakerfeed.actions.database import Store
+from speakerfeed.actions.database import Store, open_store
 from speakerfeed.actions.subscribers import checked_address
 from speakerfeed.config import Settings
 from speakerfeed.config.secret_key import load_secret_key
@@ -39,14 +39,18 @@ def upcoming_digest(
     fetch_upstreams: bool = True,
     now: datetime | None = None,
 ) -> Preview | NothingNew:
-    """The list's next digest of ``cadence`` as a sample subscriber would get it now, linted."""
-    made = prepare(
-        settings,
-        settings.require_list(list_name),
-        fetch_upstreams=fetch_upstreams,
-        now=now,
-        cadence=cadence,
-    )
+    """The list's next digest of ``cadence`` as a sample subscriber would get it now, linted.
+    The database is opened (and migrated) for what earlier digests held; nothing is recorded."""
+    list_settings = settings.require_list(list_name)
+    with open_store(settings, need_secret=False) as store:
+        made = prepare(
+            store.engine,
+            settings,
+            list_settings,
+            fetch_upstreams=fetch_upstreams,
+            now=now,
+            cadence=cadence,
+        )
     return NothingNew() if made is None else made
 
 

@@ -1,9 +1,9 @@
 """The `speakerfeed` command: parse the arguments, call an action (speakerfeed.actions), print
 what it returns. No SQL and no rules of the business here.
 
-One module per group of commands: ``site`` (build, check, serve, worker), ``digest``,
-``subscribers``, ``send`` (send and sends), ``schedule`` and ``db``; ``common`` holds what they
-share.
+One module per group of commands: ``init`` (a new publication), ``site`` (build, check, serve,
+worker), ``digest``, ``subscribers``, ``send`` (send and sends), ``schedule`` and ``db``;
+``common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from speakerfeed import __version__
 from speakerfeed.cli.common import Options, setup_logging
 from speakerfeed.cli.db import db
 from speakerfeed.cli.digest import digest
+from speakerfeed.cli.init import init
 from speakerfeed.cli.schedule import schedule_group
 from speakerfeed.cli.send import send, sends
 from speakerfeed.cli.site import build, check, serve, worker
@@ -42,7 +43,19 @@ def main(ctx: click.Context, config: Path | None, verbose: int, log_json: bool) 
     ctx.obj = Options(config_path(explicit=str(config) if config else None))
 
 
-for command in (build, check, serve, worker, digest, db, subscribers, send, sends, schedule_group):
+for command in (
+    init,
+    build,
+    check,
+    serve,
+    worker,
+    digest,
+    db,
+    subscribers,
+    send,
+    sends,
+    schedule_group,
+):
     main.add_command(command)
 
 

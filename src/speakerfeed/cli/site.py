@@ -41,11 +41,18 @@ def build(ctx: click.Context, strict: bool, no_fetch: bool, quiet: bool) -> None
 def check(ctx: click.Context, no_fetch: bool) -> None:
     """Validate config.toml and every article; print every problem. Exit 1 if there is any.
 
-    Nothing is written.
+    Articles dated in the future are listed with the time they will be published. Nothing is
+    written.
     """
     settings = load(ctx)
     report = check_site(settings, fetch_upstreams=not no_fetch)
     print_problems(report.problems)
+    if report.embargoed:
+        click.echo(f"Embargoed until their time ({len(report.embargoed)}):")
+        zone = settings.site.zone
+        for article in report.embargoed:
+            when = article.published.astimezone(zone)
+            click.echo(f"  {when:%Y-%m-%d %H:%M %Z}  {article.source}  {article.title}")
     errors = len(report.errors)
     click.echo(
         f"{config_file(ctx)}: ok; {report.files} article files, {report.articles} published, "
@@ -69,8 +76,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
     from speakerfeed.actions.database import start_service
     from speakerfeed.service import Service
     from speakerfeed.web.app import create_app
+    from speakerfeed.web.http_limits import server_options
 
     settings = load(ctx)
+    if host or port:  # --host/--port: where it listens, and so where emails link to by default
+        server = settings.server.model_copy(
+            update={"host": host or settings.server.host, "port": port or settings.server.port}
+        )
+        settings = settings.model_copy(update={"server": server})
     # A service's log says what it did (builds, sends, elections, start and stop) without -v;
     # uvicorn's access log (every feed reader's poll) only with -v.
     if log.getEffectiveLevel() > logging.INFO:
@@ -86,8 +99,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
             f"Built {settings.output_dir}: {built['articles']} articles, "
             f"{built['written']} files written, {built['problems']} problems"
         )
-    host = host or settings.server.host
-    port = port or settings.server.port
+    host, port = settings.server.host, settings.server.port
     app = create_app(
         settings,
         engine=ready.engine,
@@ -95,16 +107,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         transport=ready.transport,
         service=service,
     )
-    proxies = settings.server.trusted_proxies
     click.echo(f"Serving {settings.output_dir} on http://{host}:{port}/ (Ctrl+C to stop)")
+    origin = "email.app_url" if settings.email.app_url else "where it listens: email.app_url unset"
+    log.info("links in emails lead to %s (%s)", settings.app_url, origin)
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level="info",
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=list(proxies) or None,
-        server_header=False,
+        # httptools with capped request heads and deadlines, the trusted proxies (web.http_limits)
+        **server_options(settings.server),
         timeout_graceful_shutdown=60,
         # uvicorn's loggers go through ours: one format for every line, JSON with --log-json.
         log_config=None,

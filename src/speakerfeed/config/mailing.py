@@ -31,8 +31,8 @@ class EmailSettings(Section):
     )
     app_url: str = Field(
         "",
-        description="Public URL of `speakerfeed serve` for unsubscribe, preferences and archive "
-        "links [default: site.url].",
+        description="Public URL of `speakerfeed serve` for confirm, unsubscribe, preferences and "
+        "archive links [default: http://server.host:server.port, where `serve` listens].",
     )
     unsubscribe_mailto: str = Field(
         "", description="Address for mailto: one-click unsubscribe in List-Unsubscribe."
@@ -80,10 +80,25 @@ class ListSettings(Section):
     )
     title: str = Field(min_length=1, description="The list's name as readers see it.")
     description: str = Field(
-        "", description="Why a reader receives this email; shown in every email's footer."
+        "",
+        description="What the list is, in a sentence; shown on the sign-up, confirm and "
+        "preferences pages.",
+    )
+    reason: str = Field(
+        "",
+        description="Why a reader receives this email; the sentence in every digest's footer "
+        '[default: "You receive this because you subscribed to <title>."].',
     )
     tags: Strings = Field((), description="Only articles with one of these tags [default: all].")
     max_items: int = Field(10, ge=1, le=100, description="Articles in one digest at most.")
+    max_age_days: int = Field(
+        7,
+        ge=1,
+        le=3650,
+        description="Articles published longer ago than this are never sent, so importing an old "
+        "archive does not flood readers (a list's first digest takes its newest `max_items` "
+        "whatever their age).",
+    )
     subject: str = Field(
         "{{ list.title }}{% if articles %}: {{ articles[0].title }}{% endif %}",
         min_length=1,
@@ -131,7 +146,7 @@ class ListSettings(Section):
                 raise ValueError("expected an IANA time zone name such as Europe/London") from None
         return value
 
-    @field_validator("title", "description")
+    @field_validator("title", "description", "reason")
     @classmethod
     def _one_line(cls, value: str) -> str:
         return _single_line(value)
@@ -142,10 +157,19 @@ class SignupSettings(Section):
         48, ge=1, le=24 * 30, description="How long the link in a confirmation email works."
     )
     per_ip: int = Field(
-        10, ge=1, description="Sign-ups accepted from one IP address per window; then 429."
+        10,
+        ge=1,
+        description="Sign-ups accepted from one IPv4 address or IPv6 network per window; then 429.",
     )
     per_ip_window_minutes: int = Field(
         10, ge=1, le=24 * 60, description="The window of `per_ip`, in minutes."
+    )
+    ipv6_prefix: int = Field(
+        64,
+        ge=32,
+        le=128,
+        description="`per_ip` counts an IPv6 client by its network of this prefix length (one "
+        "host usually has a whole /64 to pick addresses from); an IPv4 client by its address.",
     )
     per_address: int = Field(
         1, ge=1, description="Emails (confirmations, links) sent to one address per window."

@@ -88,6 +88,12 @@ class BuildSettings(Section):
         ("Skip to content",),
         description="Lines of site chrome dropped from plain-text articles scraped from the site.",
     )
+    templates_dir: str = Field(
+        "",
+        description="Folder of template overrides: a file here replaces the shipped template of "
+        "the same name, e.g. email/digest.mjml.j2 or web/base.html (`speakerfeed check` renders "
+        "and lints each) [default: none, the shipped templates].",
+    )
 
 
 class FetchSettings(Section):

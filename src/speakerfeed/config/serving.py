@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -15,13 +16,57 @@ class ServerSettings(Section):
     trusted_proxies: Strings = Field(
         (),
         description="Addresses of reverse proxies whose X-Forwarded-For is believed, e.g. "
-        '["127.0.0.1"] behind nginx on the same machine [default: none, the peer is the client].',
+        '["127.0.0.1"] behind nginx on the same machine [default: none, the peer is the client]. '
+        "Their X-Forwarded-Proto says whether the request came over https (for HSTS).",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line plus headers, in bytes; a larger one is answered 431 "
+        "and the connection closed.",
+    )
+    request_head_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A request's line and headers must arrive within this time (of the "
+        "connection opening, or of their first byte on a kept-alive connection); else 408 and "
+        "the connection is closed.",
+    )
+    request_body_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="A form's body must arrive within this time of its headers; else 408.",
+    )
+    keep_alive_seconds: int = Field(
+        5, ge=1, le=300, description="An idle kept-alive connection is closed after this time."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Connections and requests handled at once; beyond that the answer is 503.",
     )
 
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return ip_networks(value)
+
+    @property
+    def listen_url(self) -> str:
+        """http://host:port of `serve`, as a browser on this machine reaches it: a wildcard
+        address (0.0.0.0, ::) is not one a browser can open, so its loopback stands in."""
+        host = self.host
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return f"http://{host}:{self.port}"  # a name, such as localhost
+        if address.is_unspecified:
+            address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+        shown = f"[{address}]" if address.version == 6 else str(address)
+        return f"http://{shown}:{self.port}"
 
 
 class ScheduleSettings(Section):

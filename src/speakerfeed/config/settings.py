@@ -69,7 +69,9 @@ class Settings(Section):
 
     @property
     def app_url(self) -> str:
-        return self.email.app_url or self.site.url
+        """Where links in emails lead (confirm, unsubscribe, preferences, view in browser):
+        email.app_url, else the address `serve` listens on, so they work out of the box."""
+        return self.email.app_url or self.server.listen_url
 
     def mailing_list(self, name: str) -> ListSettings | None:
         return next((item for item in self.lists if item.name == name), None)
@@ -96,6 +98,11 @@ class Settings(Section):
     @property
     def cache_dir(self) -> Path:
         return self.path(self.build.cache_dir)
+
+    @property
+    def templates_dir(self) -> Path | None:
+        """The editor's template overrides, if [build] templates_dir names a folder."""
+        return self.path(self.build.templates_dir) if self.build.templates_dir else None
 
 
 class Secrets(BaseModel):

@@ -2,7 +2,8 @@
 
 A web copy is the digest's own HTML with the per-subscriber markers filled with values that name
 no one, so it can be public. Each digest keeps a small digest.json beside its page; the index is
-rebuilt from those, so the output folder alone is the archive's record. A cadence digest's
+rebuilt from those. What a list's digests held is the database's record (store.inclusions), not
+these files: deleting the output folder changes nothing about what is sent. A cadence digest's
 digest.json names its cadence; one of the list's own schedule names none (as before cadences).
 """
 
@@ -19,6 +20,7 @@ from speakerfeed.mail import placeholders
 from speakerfeed.models import RenderedDigest
 from speakerfeed.output import write_if_changed
 from speakerfeed.render.pages import base_context, html_datetime, render_page
+from speakerfeed.store.inclusions import PastDigest
 
 ARCHIVE_FOLDER = "digests"
 
@@ -79,15 +81,23 @@ def _records(output_dir: Path, list_name: str = "*") -> list[dict[str, Any]]:
     return records
 
 
-def last_issued(settings: Settings, list_name: str, cadence: str = "") -> datetime | None:
-    """When the latest published digest of the list's ``cadence`` ("": its own schedule) was
-    issued: that cadence's next digest starts after it, whatever the other cadences sent."""
-    times = [
-        datetime.fromisoformat(str(record["issued"]))
-        for record in _records(settings.output_dir, list_name)
-        if record.get("cadence", "") == cadence
-    ]
-    return max(times, default=None)
+def archived_digests(output_dir: Path) -> list[PastDigest]:
+    """What each digest in the archive held, as its digest.json says: read once, when the
+    database first records digests (migration 0009). A record that is not a digest's is left
+    out."""
+    found = []
+    for record in _records(output_dir):
+        try:
+            issued = datetime.fromisoformat(str(record["issued"]))
+            ids = tuple(str(article["id"]) for article in record.get("articles", []))
+            past = PastDigest(
+                str(record["id"]), str(record["list"]), str(record.get("cadence", "")), issued, ids
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if issued.tzinfo is not None:
+            found.append(past)
+    return found
 
 
 def render_archive_index(settings: Settings, output_dir: Path) -> bytes:
@@ -106,7 +116,11 @@ def render_archive_index(settings: Settings, output_dir: Path) -> bytes:
                 "issues": [_issue_view(record) for record in issues],
             }
         )
-    return render_page("web/digest_archive.html", {**base_context(settings), "lists": lists})
+    return render_page(
+        "web/digest_archive.html",
+        {**base_context(settings), "lists": lists},
+        templates_dir=settings.templates_dir,
+    )
 
 
 def _issue_view(record: dict[str, Any]) -> dict[str, Any]:

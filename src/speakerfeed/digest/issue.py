@@ -1,14 +1,15 @@
 """A list's next digest put into the ledger, ready for dispatch.run_send.
 
 The digest is selected, rendered once and linted (an error blocks it); then, in one transaction,
-the send is recorded (its rows are added by the senders as they go) and the digest's web copy is
-published (which moves the list's "last issued" on, so the next digest starts after this one).
+the send is recorded (its rows are added by the senders as they go) with the articles the digest
+holds (store.inclusions: no later digest of the list's cadence holds them again), and the
+digest's web copy is published.
 A list with an unfinished send gets no new one until that send is finished or cancelled:
 resuming it comes first.
 
 Each of a list's cadences is a send of its own: its digest goes to the confirmed subscribers who
-chose that cadence ("" for the list's own schedule), starts after that cadence's last digest,
-and waits only for that cadence's unfinished send.
+chose that cadence ("" for the list's own schedule), leaves out only what that cadence's digests
+held, and waits only for that cadence's unfinished send.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from datetime import datetime
 from typing import TypeAlias
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.digest.archive import write_digest_archive
 from speakerfeed.digest.prepare import Preview, prepare
 from speakerfeed.digest.select import cadence_schedule
 from speakerfeed.errors import ConfigError, Problem
-from speakerfeed.store import ledger
+from speakerfeed.store import inclusions, ledger
 from speakerfeed.store.sends import unfinished_send
 
 
@@ -51,7 +53,8 @@ class Blocked:
 
 @dataclass(frozen=True, slots=True)
 class NothingNew:
-    """No article is new since the last digest of the list's cadence: no digest."""
+    """No article is due (every one is in an earlier digest of the list's cadence, or too old):
+    no digest."""
 
 
 # What ``open_send`` did: match on it (each case once, typing.assert_never for the rest).
@@ -69,13 +72,31 @@ def open_send(
     cadence: str = "",
 ) -> Opened:
     """Record the next digest of the list's ``cadence`` ("": its own schedule) as a send
-    scheduled for ``scheduled_at`` (default: now)."""
+    scheduled for ``scheduled_at`` (default: now), with the articles it holds."""
     cadence_schedule(list_settings, cadence)  # an unknown cadence is refused
+    try:
+        return _open(engine, settings, list_settings, now, scheduled_at, fetch_upstreams, cadence)
+    except IntegrityError:
+        # Another process recorded a digest of this cadence meanwhile, holding some of the same
+        # articles (or with the same id): nothing of ours was. Once more, which now sees its
+        # send (Unfinished) or leaves its articles out.
+        return _open(engine, settings, list_settings, now, scheduled_at, fetch_upstreams, cadence)
+
+
+def _open(
+    engine: Engine,
+    settings: Settings,
+    list_settings: ListSettings,
+    now: datetime,
+    scheduled_at: datetime | None,
+    fetch_upstreams: bool,
+    cadence: str,
+) -> Opened:
     unfinished = unfinished_send(engine, list_settings.name, cadence)
     if unfinished is not None:
         return Unfinished(unfinished)
     made = prepare(
-        settings, list_settings, fetch_upstreams=fetch_upstreams, now=now, cadence=cadence
+        engine, settings, list_settings, fetch_upstreams=fetch_upstreams, now=now, cadence=cadence
     )
     if made is None:
         return NothingNew()
@@ -98,7 +119,13 @@ def open_send(
             record_audience=False,  # the senders add it as they go: the first mail leaves at once
         )
         if not created:
+            # A run that fired twice: the send and its web copy are the first run's.
             _check_same_digest(conn, send_id, list_settings.name, cadence)
+            return Issued(send_id)
+        # With the send, in one transaction: a crash before the commit leaves the articles for
+        # the next digest, one after it a send that resumes; none is lost or sent twice.
+        articles = [article.id for article in rendered.digest.articles]
+        inclusions.record(conn, send_id, list_settings.name, cadence, articles, at=now)
         # Inside the transaction: if publishing fails, no send is recorded either.
         write_digest_archive(settings, rendered)
     return Issued(send_id)

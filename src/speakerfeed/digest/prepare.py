@@ -1,6 +1,7 @@
 """The next digest of a list, rendered, linted and written out for an editor to look at.
 
-Nothing is sent and nothing is recorded: a preview can be made as often as an editor likes.
+Nothing is sent and nothing is recorded: a preview can be made as often as an editor likes. The
+database is read for which articles earlier digests held.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from speakerfeed.config import ListSettings, Secrets, Settings
-from speakerfeed.digest.archive import last_issued
 from speakerfeed.digest.letter import MessageTemplate
-from speakerfeed.digest.select import cadence_schedule, next_digest
+from speakerfeed.digest.select import cadence_schedule, candidates, next_digest
 from speakerfeed.errors import Problem
 from speakerfeed.mail.mime import BatchTemplate
 from speakerfeed.models import RenderedDigest, Subscriber
@@ -23,6 +25,7 @@ from speakerfeed.output import write_atomic
 from speakerfeed.render.email import render_digest
 from speakerfeed.render.lint import Finding, lint_digest
 from speakerfeed.sources.read import read_articles
+from speakerfeed.store import inclusions
 
 SAMPLE_SUBSCRIBER = Subscriber(id="preview-sample", email="reader@example.org", name="Sam Reader")
 # Links in a preview are never followed for real; without a configured key they are signed with
@@ -43,6 +46,7 @@ class Preview:
 
 
 def prepare(
+    engine: Engine,
     settings: Settings,
     list_settings: ListSettings,
     *,
@@ -52,17 +56,16 @@ def prepare(
     cadence: str = "",
 ) -> Preview | None:
     """The next digest of the list's ``cadence`` ("": its own schedule) for the sample
-    subscriber, or None when nothing is new since that cadence's last digest."""
+    subscriber, or None when no article is due: none that the cadence's earlier digests, as
+    ``engine``'s database records them, did not hold."""
     cadence_schedule(list_settings, cadence)  # refused before the articles are read
     articles, report = read_articles(settings, fetch_upstreams=fetch_upstreams)
-    since = last_issued(settings, list_settings.name, cadence)
+    moment = now or datetime.now(UTC)
+    due = [article.id for article in candidates(articles, list_settings, now=moment)]
+    with engine.connect() as conn:
+        held = inclusions.included(conn, list_settings.name, cadence, due)
     digest = next_digest(
-        settings,
-        list_settings,
-        articles,
-        since=since,
-        now=now or datetime.now(UTC),
-        cadence=cadence,
+        settings, list_settings, articles, included=held, now=moment, cadence=cadence
     )
     if digest is None:
         return None

@@ -1,17 +1,19 @@
 """Which articles go into a list's next digest: pure functions, no I/O.
 
-A digest holds the articles published since the list's last successful digest, newest first,
-filtered by the list's tags and cut at its maximum. When nothing is new there is no digest, unless
-the list says to send anyway.
+A digest holds the list's published articles (by its tags) that no earlier digest of the list
+held and that are not older than its ``max_age_days``, newest first, cut at its ``max_items``;
+its first digest holds its newest articles whatever their age. Which articles earlier digests
+held is the store's record (store.inclusions), passed in. When nothing is new there is no
+digest, unless the list says to send anyway.
 
 A list may also have cadences: other schedules its readers may choose. Each cadence has digests
-of its own, with ids of their own, and each starts after that cadence's last digest.
+of its own, with ids of their own, and a record of its own of what they held.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Container, Sequence
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from speakerfeed.config import ListSettings, Settings
@@ -43,26 +45,47 @@ def cadence_schedule(list_settings: ListSettings, cadence: str = OWN_SCHEDULE) -
     return line
 
 
+def candidates(
+    articles: Sequence[Article], list_settings: ListSettings, *, now: datetime
+) -> list[Article]:
+    """The list's articles that a digest as of ``now`` may hold, if no digest held them yet:
+    published (not a draft, not after ``now``: an embargoed article waits), with one of the
+    list's tags, and not older than its ``max_age_days``; newest first."""
+    oldest = now - timedelta(days=list_settings.max_age_days)
+    published = _published(articles, list_settings, now)
+    return [article for article in published if article.published >= oldest]
+
+
 def select_articles(
     articles: Sequence[Article],
     list_settings: ListSettings,
     *,
-    since: datetime | None,
-    until: datetime,
+    now: datetime,
+    included: Container[str] | None,
 ) -> tuple[Article, ...]:
-    """Articles for the list published after ``since`` (all, the first time) and not after
-    ``until`` (an article scheduled for later waits), newest first."""
+    """The articles of the list's next digest as of ``now``, newest first, at most its
+    ``max_items``: the candidates not ``included`` in an earlier digest of its cadence; or, for
+    its first digest (``included`` None), its newest articles whatever their age."""
+    if included is None:
+        chosen = _published(articles, list_settings, now)
+    else:
+        chosen = [a for a in candidates(articles, list_settings, now=now) if a.id not in included]
+    return tuple(chosen[: list_settings.max_items])
+
+
+def _published(
+    articles: Sequence[Article], list_settings: ListSettings, now: datetime
+) -> list[Article]:
     wanted = {tag.casefold() for tag in list_settings.tags}
     chosen = [
         article
         for article in articles
-        if (since is None or article.published > since)
-        and article.published <= until
+        if article.published <= now
         and not article.draft
         and (not wanted or any(tag.casefold() in wanted for tag in article.tags))
     ]
     chosen.sort(key=lambda article: (article.published, article.id), reverse=True)
-    return tuple(chosen[: list_settings.max_items])
+    return chosen
 
 
 def digest_id(list_settings: ListSettings, issued: datetime, cadence: str = OWN_SCHEDULE) -> str:
@@ -76,14 +99,15 @@ def next_digest(
     list_settings: ListSettings,
     articles: Sequence[Article],
     *,
-    since: datetime | None,
+    included: Container[str] | None,
     now: datetime,
     cadence: str = OWN_SCHEDULE,
 ) -> Digest | None:
     """The next digest of the list's ``cadence`` as of ``now``, or None when there is nothing to
-    send. ``since`` is when that cadence's last digest was issued."""
+    send. ``included``: the articles already in one of that cadence's digests (None: it has had
+    none, and this is its first)."""
     cadence_schedule(list_settings, cadence)  # an unknown cadence is refused
-    chosen = select_articles(articles, list_settings, since=since, until=now)
+    chosen = select_articles(articles, list_settings, now=now, included=included)
     if not chosen and not list_settings.send_when_empty:
         return None
     issued = now.astimezone(list_zone(settings, list_settings))

@@ -26,6 +26,7 @@ from speakerfeed.output import write_if_changed
 from speakerfeed.render.feeds import FeedDocument, FeedMeta
 from speakerfeed.render.pages import FeedSetLink, render_feeds_index
 from speakerfeed.sources.cache import ArticleCache, WrittenFile, save_cache
+from speakerfeed.sources.collect import Clock, system_clock
 from speakerfeed.sources.read import ArticleReader, ProgressCallback, ReadReport
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class BuildReport(ReadReport):
     def summary(self) -> str:
         return (
             f"{self.articles} articles ({self.files} files, {self.parsed} parsed, "
-            f"{self.upstream_articles} from upstream feeds, {self.drafts} drafts left out); "
+            f"{self.upstream_articles} from upstream feeds, {self.drafts} drafts and "
+            f"{len(self.embargoed)} embargoed left out); "
             f"{self.documents} documents, {len(self.written)} written, "
             f"{len(self.removed)} removed, {len(self.problems)} problems; {self.seconds:.2f} s"
         )
@@ -86,8 +88,10 @@ class Builder:
         *,
         fetch_upstreams: bool = True,
         progress: ProgressCallback | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
+        self.clock = clock  # what is embargoed: articles dated after the build's time
         self.reader = ArticleReader(settings, fetch_upstreams=fetch_upstreams, progress=progress)
         self.output_dir = settings.output_dir
         self._output_prefix = str(self.output_dir)
@@ -104,7 +108,10 @@ class Builder:
     def _build(self) -> BuildReport:
         started = time.perf_counter()
         report = BuildReport()
-        articles = self.reader.read(report)
+        # Embargoed articles are left out before any feed set, archive page or index is planned,
+        # and the plan's fingerprints are of the visible articles only: when an embargo ends the
+        # feed sets differ, so nothing cached can hold the article back (or leak it early).
+        articles = self.reader.read(report, self.clock())
         cache = self.reader.cache
         sets = feed_sets(self.settings, articles)
         documents, wanted = self._plan(sets)

@@ -63,7 +63,7 @@ def feed_sets(settings: Settings, articles: Sequence[Article]) -> list[FeedSet]:
 
 def plan_documents(settings: Settings, sets: Sequence[FeedSet]) -> list[FeedDocument]:
     documents: list[FeedDocument] = []
-    page_version = feed_page_version()
+    page_version = feed_page_version(settings.templates_dir)
     for feed_set in sets:
         for format_name in FORMATS:
             documents.extend(_documents_for(settings, feed_set, format_name, page_version))
@@ -119,6 +119,7 @@ def _documents_for(
             self_url=base + fmt.page,
             subscription_url=subscription_url,
             page_version=page_version,
+            templates_dir=settings.templates_dir,
         ),
     ]
     for page in range(1, pages + 1):

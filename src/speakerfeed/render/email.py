@@ -39,7 +39,9 @@ from speakerfeed.config import ListSettings, Settings
 from speakerfeed.errors import ConfigError, Problem
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, RenderedDigest
-from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR, text_direction
+from speakerfeed.render.pages import html_datetime, text_direction
+from speakerfeed.render.resources import host_of
+from speakerfeed.render.templates import loader, search_path
 
 __all__ = [
     "HTML_TEMPLATE",
@@ -48,6 +50,7 @@ __all__ = [
     "TEXT_WIDTH",
     "RenderedMail",
     "mjml_compilations",
+    "our_hosts",
     "render_confirmation",
     "render_digest",
     "render_subject",
@@ -85,7 +88,7 @@ def render_digest(
 
     ConfigError (naming ``lists[N].subject``) when the list's subject template fails.
     """
-    environment = _environment(_folder(templates_dir))
+    environment = _environment(_folder(settings, templates_dir))
     subject = render_subject(settings, list_settings, digest)
     view_url = f"{settings.app_url}/{digest.archive_path}"
     context = _context(settings, list_settings, digest, subject, view_url)
@@ -133,6 +136,7 @@ def _context(
 ) -> dict[str, Any]:
     zone = ZoneInfo(settings.site.timezone)
     language = settings.site.language
+    hosts = our_hosts(settings)
     return {
         "lang": language,
         "dir": text_direction(language),
@@ -142,9 +146,10 @@ def _context(
         "site_url": settings.site.url + "/",
         "list_title": list_settings.title,
         "list_description": list_settings.description,
-        "date_iso": digest.issued.isoformat(),
+        "reason": _reason(list_settings),
+        "date_iso": html_datetime(digest.issued),
         "date_text": _long_date(digest.issued),
-        "articles": [_article_view(article, zone) for article in digest.articles],
+        "articles": [_article_view(article, zone, hosts) for article in digest.articles],
         "postal_address": settings.email.postal_address,
         "view_url": view_url,
         "name": placeholders.NAME,
@@ -153,19 +158,34 @@ def _context(
     }
 
 
-def _article_view(article: Article, zone: ZoneInfo) -> dict[str, str]:
+def our_hosts(settings: Settings) -> frozenset[str]:
+    """The hosts an email may load from: the site's and the app's."""
+    return frozenset({host_of(settings.site.url), host_of(settings.app_url)} - {""})
+
+
+def _article_view(article: Article, zone: ZoneInfo, hosts: frozenset[str]) -> dict[str, str]:
     published = article.published.astimezone(zone)
-    image = article.image
+    # An image on another host (an upstream feed's, a CDN's) would tell that host who opened
+    # the email: such a card goes without its image, and the link to the article stays.
+    image = article.image if article.image and host_of(article.image.url) in hosts else None
     return {
         "title": article.title,
         "url": article.url,
-        "date_iso": published.isoformat(),
+        "date_iso": html_datetime(published),
         "date_text": f"{published.day} {published:%B %Y}",
         "byline": _byline(article.authors),
         "summary": " ".join(article.summary.split()),
         "image_url": image.url if image else "",
         "image_alt": image.alt if image else "",
     }
+
+
+def _reason(list_settings: ListSettings) -> str:
+    """The footer's "why you receive this": the list's own sentence, else one that is true of
+    every subscriber (each confirmed a sign-up)."""
+    return list_settings.reason or (
+        f"You receive this because you subscribed to {list_settings.title}."
+    )
 
 
 def _long_date(moment: datetime) -> str:
@@ -183,7 +203,7 @@ def _byline(authors: Sequence[str]) -> str:
 
 
 def _preheader(articles: Sequence[Article], list_settings: ListSettings) -> str:
-    """The line inboxes show after the subject: the first titles, else why the reader gets this."""
+    """The line inboxes show after the subject: the first titles, else what the list is."""
     if not articles:
         return list_settings.description or list_settings.title
     text = " · ".join(" ".join(article.title.split()) for article in articles[:3])
@@ -203,8 +223,13 @@ def _subject_key(settings: Settings, list_settings: ListSettings) -> str:
 def _compile(source: str) -> str:
     global MJML_COMPILATIONS
     MJML_COMPILATIONS += 1
-    html: str = mjml.mjml2html(source, disable_comments=True)
-    return html
+    # fonts={}: MJML otherwise links Google Fonts for any font named in the template, and every
+    # open would be reported to Google. The templates use system font stacks only.
+    html: str = mjml.mjml2html(source, disable_comments=True, fonts={})
+    # mj-image writes height="auto" on <img>, which HTML does not allow (a number only); the
+    # inline style says height:auto already. Autoescaping turns any quote in the data into
+    # &#34;, so the literal attribute can only be MJML's.
+    return html.replace(' height="auto"', "")
 
 
 def _with_main_landmark(html: str) -> str:
@@ -231,19 +256,15 @@ def _wrap(text: str, indent: str = "", hanging: str = "") -> str:
     )
 
 
-def _folder(templates_dir: Path | None) -> Path:
-    folder = (templates_dir or DEFAULT_TEMPLATES_DIR).resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"templates folder not found: {folder} (speakerfeed expects templates/ next to src/)"
-        )
-    return folder
+def _folder(settings: Settings, templates_dir: Path | None) -> tuple[Path, ...]:
+    # The editor's overrides ([build] templates_dir) unless the caller names a folder.
+    return search_path(templates_dir or settings.templates_dir)
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(folder: Path) -> jinja2.Environment:
+def _environment(folders: tuple[Path, ...]) -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
+        loader=loader(folders),
         # MJML templates are escaped; the text part ("*.txt.j2") must not be.
         autoescape=jinja2.select_autoescape(disabled_extensions=("txt.j2",), default=True),
         undefined=jinja2.StrictUndefined,
@@ -296,7 +317,7 @@ def render_confirmation(
     templates_dir: Path | None = None,
 ) -> RenderedMail:
     """The double opt-in email for ``list_settings`` with its signed ``confirm_url``."""
-    environment = _environment(_folder(templates_dir))
+    environment = _environment(_folder(settings, templates_dir))
     subject = f"Confirm your subscription to {list_settings.title}"
     language = settings.site.language
     context = {

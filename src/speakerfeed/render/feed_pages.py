@@ -11,6 +11,7 @@ A pure function of its FeedDocument (built by feeds.plan with ``page_version`` s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,9 +33,10 @@ FEED_PAGE_TEMPLATE = "web/feed_page.html"
 FEED_PAGE_TEMPLATES = (FEED_PAGE_TEMPLATE, "web/base.html")
 
 
-def feed_page_version() -> str:
-    """The ``page_version`` of the feed pages a build plans now."""
-    return "1-" + template_digest(FEED_PAGE_TEMPLATES)
+def feed_page_version(templates_dir: Path | None = None) -> str:
+    """The ``page_version`` of the feed pages a build plans now (with the editor's overrides in
+    ``templates_dir``)."""
+    return "1-" + template_digest(FEED_PAGE_TEMPLATES, templates_dir=templates_dir)
 
 
 def render_feed_page(doc: FeedDocument) -> bytes:
@@ -72,7 +74,7 @@ def render_feed_page(doc: FeedDocument) -> bytes:
         "index_href": "../" * depth + "index.html",
         "items": [_item(article, zone) for article in doc.items],
     }
-    return render_page(FEED_PAGE_TEMPLATE, context)
+    return render_page(FEED_PAGE_TEMPLATE, context, templates_dir=doc.templates_dir)
 
 
 def _item(article: Article, zone: ZoneInfo) -> dict[str, str]:

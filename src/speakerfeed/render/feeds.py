@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from feedgen.entry import FeedEntry
@@ -72,6 +73,7 @@ class FeedDocument:
     # Set only for the HTML page of the feed in ``format`` (rss.html for rss.xml): a digest of its
     # templates, so an edited template changes the document's fingerprint and the page is rebuilt.
     page_version: str = ""
+    templates_dir: Path | None = None  # the editor's overrides ([build] templates_dir), for a page
 
     @property
     def is_page(self) -> bool:

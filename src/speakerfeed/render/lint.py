@@ -12,6 +12,10 @@ Rules (``Finding.rule``):
 - ``absolute-url``: an ``href``, ``src`` or ``background`` that is not an absolute http(s),
   mailto or tel URL, an in-page ``#fragment``, or a marker of ``render.placeholders`` (those
   are filled with https URLs). An email has no base address to resolve a relative URL against.
+- ``remote-resource``: the HTML makes the reader's client fetch something (an image, a
+  stylesheet or font, a CSS ``url()`` or ``@import``, a frame, a script, a video...) from a host
+  that is neither the site's nor the app's: that host would learn who opened the email, and
+  when. Links (``<a href>``) are fine: they are fetched only when followed.
 - ``unsubscribe``: no link to the unsubscribe marker in the HTML, or no marker in the text part.
 - ``postal-address``: no ``email.postal_address``, or it is missing from either part.
 """
@@ -30,6 +34,8 @@ import lxml.html
 from speakerfeed.config import Settings
 from speakerfeed.mail import placeholders
 from speakerfeed.models import RenderedDigest
+from speakerfeed.render.email import our_hosts
+from speakerfeed.render.resources import foreign_resources
 
 __all__ = ["GENERIC_LINK_TEXT", "MAX_HTML_BYTES", "WARN_HTML_BYTES", "Finding", "lint_digest"]
 
@@ -65,6 +71,7 @@ def lint_digest(settings: Settings, rendered: RenderedDigest) -> list[Finding]:
         *_images(document),
         *_link_names(document),
         *_urls(document),
+        *_remote(settings, document),
         *_unsubscribe(document, rendered.text),
         *_postal_address(settings, document, rendered.text),
     ]
@@ -203,6 +210,20 @@ def _describe(element: lxml.html.HtmlElement) -> str:
     if element.tag == "img":
         return f"the image {element.get('alt', '')!r}"
     return f"<{element.tag}>"
+
+
+def _remote(settings: Settings, document: lxml.html.HtmlElement) -> Iterator[Finding]:
+    ours = our_hosts(settings)
+    named = " or ".join(sorted(ours))
+    for resource in foreign_resources(document, ours):
+        yield Finding(
+            "error",
+            "remote-resource",
+            f"<{resource.element}> loads {resource.url!r} from {resource.host}, which is not "
+            f"the site's or the app's host ({named}): that host would learn who opened the "
+            "email and when. Serve it from the site, or leave it out.",
+            f"html: {resource}",
+        )
 
 
 # ---------------------------------------------------------------------------------- the law's due

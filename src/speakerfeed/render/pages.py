@@ -1,9 +1,10 @@
 """The pages of the output folder (the feeds index; render.feed_pages makes each feed's page) and
 what every page shares: the base context, text direction, HTML date-times, the template loader.
 
-Templates live in the project's ``templates/`` folder (``web/`` for HTML pages), next to ``src/``.
-Every function takes ``templates_dir`` to use another folder; the default is found from this file's
-location, which works for the editable install the project uses.
+Templates are found by ``render.templates`` (``web/`` for HTML pages): the shipped ones,
+under an editor's override folder. Every function takes ``templates_dir``, the override
+folder (``Settings.templates_dir``, from ``[build] templates_dir``); a function given the
+settings uses theirs when it is not passed.
 
 Everything here is a pure function of its arguments: the same settings and feed sets give the same
 bytes, so an unchanged page is never rewritten.
@@ -23,6 +24,11 @@ import jinja2
 
 from speakerfeed.config import Settings
 from speakerfeed.render.feeds import FORMATS
+from speakerfeed.render.templates import (
+    SHIPPED_TEMPLATES_DIR,
+    loader,
+    search_path,
+)
 
 __all__ = [
     "DEFAULT_TEMPLATES_DIR",
@@ -37,8 +43,8 @@ __all__ = [
     "text_direction",
 ]
 
-# src/speakerfeed/render/pages.py -> the repository root is three folders above this one.
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+# The shipped templates (render.templates finds them in the package or the checkout).
+DEFAULT_TEMPLATES_DIR = SHIPPED_TEMPLATES_DIR
 
 # Names people know the formats by, for link text; a format missing here shows its key.
 _FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
@@ -129,11 +135,13 @@ def render_feeds_index(
         "tag_feeds": [feed for feed in feeds if not feed["is_main"]],
         "feeds": feeds,
     }
-    return render_page("web/feeds_index.html", context, templates_dir=templates_dir)
+    overrides = templates_dir or settings.templates_dir
+    return render_page("web/feeds_index.html", context, templates_dir=overrides)
 
 
 def render_page(name: str, context: dict[str, Any], *, templates_dir: Path | None = None) -> bytes:
-    """One page from a template under templates/ (which extends web/base.html), as UTF-8."""
+    """One page from a template under templates/ (which extends web/base.html), as UTF-8;
+    ``templates_dir`` is the editor's override folder, if any."""
     template = _environment(_resolve(templates_dir)).get_template(name)
     return (template.render(context).rstrip("\n") + "\n").encode("utf-8")
 
@@ -164,20 +172,14 @@ def _feed_view(link: FeedSetLink, site_title: str) -> dict[str, Any]:
     return {"title": link.title, "label": label, "is_main": is_main, "formats": formats}
 
 
-def _resolve(templates_dir: Path | None) -> Path:
-    folder = (templates_dir or DEFAULT_TEMPLATES_DIR).resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"templates folder not found: {folder} (speakerfeed expects templates/ next to src/; "
-            "install the project with `pip install -e .` from its repository)"
-        )
-    return folder
+def _resolve(templates_dir: Path | None) -> tuple[Path, ...]:
+    return search_path(templates_dir)
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(folder: Path) -> jinja2.Environment:
+def _environment(folders: tuple[Path, ...]) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
+        loader=loader(folders),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -29,6 +29,12 @@ class ReadReport:
     drafts: int = 0
     upstream_articles: int = 0
     problems: list[Problem] = field(default_factory=list)
+    embargoed: list[Article] = field(default_factory=list)  # dated after the read's time
+
+    @property
+    def next_embargo(self) -> datetime | None:
+        """When the soonest embargoed article becomes visible: a rebuild is due then."""
+        return self.embargoed[0].published if self.embargoed else None
 
     @property
     def errors(self) -> list[Problem]:
@@ -70,8 +76,11 @@ class ArticleReader:
             return None
         return lambda done, total: callback(name, done, total)
 
-    def read(self, report: ReadReport) -> list[Article]:
-        """Every source read and collected, newest first; what was found goes into ``report``."""
+    def read(self, report: ReadReport, now: datetime | None = None) -> list[Article]:
+        """Every source read and collected, newest first; what was found goes into ``report``.
+
+        With ``now``, only the articles visible at that time: the others (dated later) are
+        listed in ``report.embargoed`` instead."""
         folder = read_folder(
             self.settings.articles_dir, self.context, self.cache, self.phase("reading articles")
         )
@@ -82,12 +91,13 @@ class ArticleReader:
             from speakerfeed.sources.remote import refresh_upstreams
 
             fetched = refresh_upstreams(
-                self.settings, self.settings.cache_dir / "upstream.json", datetime.now(UTC)
+                self.settings, self.settings.cache_dir / "upstream.json", now or datetime.now(UTC)
             )
             upstream = fetched.articles
             report.problems.extend(fetched.problems)
-        collected = collect(folder.articles, upstream)
+        collected = collect(folder.articles, upstream, now=now)
         report.problems.extend(collected.problems)
+        report.embargoed = collected.embargoed
         report.drafts = collected.drafts
         report.articles = len(collected.articles)
         report.upstream_articles = sum(
@@ -97,9 +107,10 @@ class ArticleReader:
 
 
 def read_articles(
-    settings: Settings, *, fetch_upstreams: bool = True
+    settings: Settings, *, fetch_upstreams: bool = True, now: datetime | None = None
 ) -> tuple[list[Article], ReadReport]:
-    """Every article, and what went wrong reading them (what `check` and a digest read)."""
+    """Every article, and what went wrong reading them (what `check` and a digest read); with
+    ``now``, those dated later are left out and listed in the report's ``embargoed``."""
     report = ReadReport()
-    articles = ArticleReader(settings, fetch_upstreams=fetch_upstreams).read(report)
+    articles = ArticleReader(settings, fetch_upstreams=fetch_upstreams).read(report, now)
     return articles, report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 from speakerfeed.config import Settings
+from speakerfeed.store.inclusions import PastDigest
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Long enough to ride out another process's write transaction, short enough to report a stuck one.
@@ -69,11 +71,19 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> str:
-    """Apply every pending migration in one transaction; return the revision now in force."""
+def upgrade(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    archived_digests: Callable[[], Iterable[PastDigest]] | None = None,
+) -> str:
+    """Apply every pending migration in one transaction; return the revision now in force.
+    ``archived_digests`` reads what earlier digests held, for migration 0009 to record (it is
+    called only when that migration runs)."""
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["archived_digests"] = archived_digests
         command.upgrade(config, revision)
     return current_revision(engine) or ""
 

@@ -235,3 +235,18 @@ schedule_pauses = Table(
     Column("list_name", String(40), primary_key=True),
     Column("paused_at", UTCDateTime, nullable=False),
 )
+
+digest_articles = Table(
+    "digest_articles",
+    metadata,
+    # Which articles went into which digest, per list and cadence ("" for the list's own
+    # schedule): an article is in at most one digest of each, which the key enforces. No foreign
+    # key to sends: digests recovered from the web archive (migration 0009) may have no send.
+    Column("list_name", String(40), primary_key=True),
+    Column("cadence", String(16), primary_key=True),
+    # SHA-256 (hex) of the article's id: ids come from upstream feeds too, of any length.
+    Column("article_hash", String(64), primary_key=True),
+    Column("article_id", Text, nullable=False),
+    Column("digest_id", String(120), nullable=False, index=True),
+    Column("included_at", UTCDateTime, nullable=False),
+)

@@ -6,9 +6,10 @@ only the shared part, once per batch, where their model and rules are worth havi
 content before text/html; their check for an API key pasted into the content only looks at its
 start, so a search here looks everywhere), and each personalization is written as JSON text
 directly with json's C string encoder, checked with the shared header checks and escaped with
-html.escape. The body is ``{"personalizations":[...],`` then the shared part's members. A test
-checks that the JSON is the helpers' JSON. (Personalizations built as dicts and serialised by
-json.dumps were measured too, and were clearly slower.)
+html.escape. Every request switches SendGrid's tracking off explicitly (see ``no_tracking``),
+whatever the account's settings say. The body is ``{"personalizations":[...],`` then the shared
+part's members. A test checks that the JSON is the helpers' JSON. (Personalizations built as
+dicts and serialised by json.dumps were measured too, and were clearly slower.)
 
 SendGrid substitutes the same value wherever a key occurs, in text and HTML alike, but an HTML
 value must be escaped: so where some recipient's value needs escaping, the shared HTML gets its
@@ -27,12 +28,17 @@ from dataclasses import dataclass
 
 from sendgrid.helpers.mail import (
     Category,
+    ClickTracking,
     Content,
     From,
+    Ganalytics,
     Header,
     Mail,
+    OpenTracking,
     ReplyTo,
     Subject,
+    SubscriptionTracking,
+    TrackingSettings,
 )
 from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
@@ -120,6 +126,7 @@ class SendGridPayload:
         for name, value in batch.headers:
             names.add(_unique(name, names))
             mail.add_header(Header(name, field_value(name, value)))
+        mail.tracking_settings = no_tracking()
         if batch.category:
             if not batch.category.isascii() or len(batch.category) > MAX_CATEGORY:
                 raise TransportError(
@@ -211,6 +218,18 @@ class SendGridPayload:
             own.append(key)
             items.append(name_json + _json(field_value(name, value)))
         return ',"headers":{' + ",".join(items) + "}"
+
+
+def no_tracking() -> TrackingSettings:
+    """Every kind of SendGrid tracking switched off. Left unset, the account's settings apply:
+    an open pixel from SendGrid's host in every email, links rewritten through its click
+    tracker, its own unsubscribe footer and Google Analytics parameters on links."""
+    return TrackingSettings(
+        click_tracking=ClickTracking(enable=False, enable_text=False),
+        open_tracking=OpenTracking(enable=False),
+        subscription_tracking=SubscriptionTracking(enable=False),
+        ganalytics=Ganalytics(enable=False),
+    )
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,7 +2,8 @@
 preferences), SendGrid's event webhook, and the output folder with the right media types.
 
 The output folder is served by speakerfeed.web.feeds (media types, strong ETags, 304s, gzip,
-Cache-Control), mounted last so the readers' routes come first.
+Cache-Control), mounted last so the readers' routes come first. Every response goes through
+speakerfeed.web.security_headers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -26,6 +28,7 @@ from speakerfeed.web.csrf import CsrfGuard
 from speakerfeed.web.feeds import FeedFiles
 from speakerfeed.web.feeds import media_type_for as media_type_for
 from speakerfeed.web.feeds import wants_html as wants_html
+from speakerfeed.web.security_headers import SecurityHeaders
 from speakerfeed.web.site import Site
 from speakerfeed.webhooks.sendgrid import sendgrid_events_endpoint
 
@@ -49,7 +52,7 @@ def create_app(
         secret=secret,
         csrf=CsrfGuard(secret),
         transport=transport,
-        templates_dir=templates_dir,
+        templates_dir=templates_dir or settings.templates_dir,
     )
     routes: list[BaseRoute] = []
     if settings.lists:
@@ -61,7 +64,11 @@ def create_app(
         routes.append(Route("/healthz", health_endpoint(service), methods=["GET", "HEAD"]))
     files = FeedFiles(settings.output_dir)
     routes.append(Mount("/", app=files, name="feeds"))
-    return Starlette(routes=routes, lifespan=None if service is None else lifespan_of(service))
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders, settings=settings)],
+        lifespan=None if service is None else lifespan_of(service),
+    )
 
 
 def health_endpoint(service: Service) -> Callable[[Request], Awaitable[Response]]:

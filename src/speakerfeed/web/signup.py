@@ -24,7 +24,7 @@ from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.store import rate_limits
 from speakerfeed.subscriptions import membership
 from speakerfeed.subscriptions.confirmation import confirmation_batch, new_message_id
-from speakerfeed.web.forms import client_ip, field
+from speakerfeed.web.forms import client_network, field
 from speakerfeed.web.site import Site, log, visitor
 
 HONEYPOT = "website"  # a field people never see; bots fill in every field they find
@@ -84,7 +84,7 @@ class SignupPages:
         form = await site.form(request)
         if isinstance(form, Response):
             return form
-        ip = client_ip(request)
+        ip = client_network(request, site.settings.signup.ipv6_prefix)
         signup = site.settings.signup
         bucket = rate_limits.bucket(site.secret, "signup-ip", ip)
         counted = await run_in_threadpool(self._hit, bucket, signup.per_ip, site.ip_window)

@@ -1,5 +1,5 @@
 """What every reader-facing page shares: settings, store, key, CSRF guard, mailer, and the way a
-page is rendered and answered (security headers, no caching of pages that hold a signed link).
+page is rendered and answered (no caching of pages that hold a signed link).
 """
 
 from __future__ import annotations
@@ -27,18 +27,9 @@ from speakerfeed.web.forms import FormTooLargeError, client_ip, field, read_form
 
 log = logging.getLogger("speakerfeed.web")
 
-# Pages hold signed links: the Referer must not carry them to other sites, and no cache may
-# keep them. Inline CSS only, no scripts at all.
-SECURITY_HEADERS = {
-    "content-security-policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-}
+# Pages hold signed links: no cache may keep them. (The security headers of every response,
+# these pages' too, are web.security_headers'.)
+NO_STORE = {"cache-control": "no-store"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +79,7 @@ class Site:
         token, new_cookie = self.csrf.token(request)
         full = {**base_context(self.settings), "csrf_field": FIELD, "csrf_token": token, **context}
         body = render_page(template, full, templates_dir=self.templates_dir)
-        all_headers = {**SECURITY_HEADERS, **(headers or {})}
+        all_headers = {**NO_STORE, **(headers or {})}
         response = HTMLResponse(body, status_code=status, headers=all_headers)
         self.csrf.set_cookie(request, response, new_cookie)
         return response
@@ -160,9 +151,15 @@ class Site:
     async def form(self, request: Request, *, csrf: bool = True) -> FormData | Response:
         """The POSTed form, or the page to answer with: too large, or (``csrf``) unchecked."""
         try:
-            form = await read_form(request)
+            form = await read_form(
+                request, deadline_seconds=self.settings.server.request_body_seconds
+            )
         except FormTooLargeError:
             return self.problem(request, 413, "Too much data", "The form sent too much data.")
+        except TimeoutError:
+            message = "The form took too long to arrive. Please try again."
+            close = {"connection": "close"}  # the rest of the body is not read
+            return self.problem(request, 408, "This took too long", message, headers=close)
         except ClientDisconnect:
             return Response(status_code=400)
         if csrf and not self.csrf.accepts(request, field(form, FIELD)):
