@@ -5,7 +5,9 @@
 or with TLS from the start, or plain. It records every message it accepts and counts the TCP
 connections made to it. ``script`` makes it answer a given MAIL, RCPT or end of DATA with a
 given reply (421 closes the connection after it, as servers do), or with ``DROP``: the
-connection closed without an answer.
+connection closed without an answer. With ``holds_refused=True`` it behaves as some servers do
+after a 5xx at the end of DATA: the refused transaction stays open until RSET, so a next MAIL
+without one gets "503 Error: nested MAIL command".
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class SmtpServer:
         self._scripts: dict[tuple[str, str], list[str]] = {}
         self._lock = threading.Lock()
         self._live: list[SMTP] = []
+        self.holds_refused = False  # a 5xx at the end of DATA leaves the transaction open
         self.host = "127.0.0.1"
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -204,11 +207,22 @@ class _Handler:
             return "250 never seen"
         if reply.startswith("421"):
             asyncio.get_running_loop().call_soon(transport.close)  # after the reply is out
+        if stage == "DATA" and reply.startswith("5") and isinstance(smtp, _CountedSMTP):
+            smtp.holding = self.server.holds_refused
         return reply
 
 
 class _CountedSMTP(SMTP):
     connection_number = 0  # which TCP connection of the server's this is
+    holding = False  # a refused transaction kept open (SmtpServer.holds_refused) until RSET
+
+    def _set_post_data_state(self) -> None:
+        if not self.holding:
+            super()._set_post_data_state()  # type: ignore[no-untyped-call]
+
+    def _set_rset_state(self) -> None:
+        self.holding = False
+        super()._set_rset_state()  # type: ignore[no-untyped-call]
 
 
 class _Controller(Controller):
@@ -242,10 +256,16 @@ def _authenticate(
 
 @contextmanager
 def running_smtp_server(
-    certificate: tuple[Path, Path] | None, *, mode: str = "starttls", auth: bool = True
+    certificate: tuple[Path, Path] | None,
+    *,
+    mode: str = "starttls",
+    auth: bool = True,
+    holds_refused: bool = False,
 ) -> Iterator[SmtpServer]:
-    """A started server; ``mode``: "starttls" (required), "tls" (from the start) or "none"."""
+    """A started server; ``mode``: "starttls" (required), "tls" (from the start) or "none";
+    ``holds_refused``: see the module's docstring."""
     server = SmtpServer()
+    server.holds_refused = holds_refused
     context = None
     if certificate is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -238,6 +238,39 @@ def test_a_permanent_refusal_fails_without_retrying(
     assert server.connections == 1
 
 
+def test_a_refusal_at_the_end_of_data_is_reset_and_charges_no_one_else(
+    certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    """A server that holds a refused message's transaction open (the next MAIL without RSET
+    gets "503 nested MAIL command"): the connection is reset after the 554, so only the reader
+    it was about fails and the next ones are sent over the same connection."""
+    with running_smtp_server(certificate, holds_refused=True) as server:
+        server.script("DATA", "reader1@example.org", "554 5.7.1 Message rejected as spam")
+        server.script("DATA", "reader3@example.org", "451 4.3.0 Try again later")
+        with smtp(server, certificate, sleeps) as transport:
+            results = transport.send(make_batch(5))
+        outcomes = [r.outcome for r in results]
+        assert outcomes == [Outcome.SENT, Outcome.FAILED] + [Outcome.SENT] * 3
+        assert results[1].detail == "end of DATA: 554 5.7.1 Message rejected as spam"
+        assert not any("503" in r.detail for r in results)
+        assert sorted(server.recipients()) == [f"reader{n}@example.org" for n in (0, 2, 3, 4)]
+        assert server.connections == 1  # RSET, not a new connection
+        assert sleeps == [1.5]  # the 451 was retried once
+
+
+def test_a_503_to_mail_is_tried_again_on_a_fresh_connection(
+    certificate: tuple[Path, Path], sleeps: list[float]
+) -> None:
+    """A server that lost track of the session answers MAIL with 503: not the reader's fault,
+    so the message goes again (over a new connection), not FAILED."""
+    with running_smtp_server(certificate) as server:
+        server.script("MAIL", "digest@speakernews.co.uk", "503 5.5.1 Error: nested MAIL command")
+        with smtp(server, certificate, sleeps) as transport:
+            results = transport.send(make_batch(3))
+        assert [r.outcome for r in results] == [Outcome.SENT] * 3
+        assert sorted(server.recipients()) == [f"reader{n}@example.org" for n in range(3)]
+
+
 def test_a_connection_lost_after_the_message_is_unknown_and_never_resent(
     server: SmtpServer, certificate: tuple[Path, Path], sleeps: list[float]
 ) -> None:

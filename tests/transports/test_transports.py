@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import errno
 import html
 import re
 import stat
@@ -33,6 +34,7 @@ from speakerfeed.models import (
     RenderedDigest,
     Subscriber,
 )
+from speakerfeed.transports.base import LocalWriteError
 from speakerfeed.transports.memory import MemoryTransport
 from speakerfeed.transports.outbox import OutboxTransport
 from speakerfeed.transports.registry import TRANSPORTS, transport_from_settings
@@ -344,23 +346,47 @@ def test_outbox_file_names_are_safe_whatever_the_key(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
 
 
-def test_an_outbox_that_cannot_write_defers_and_leaves_no_temporary_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("error", "name"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "ENOSPC"),
+        (OSError(errno.EROFS, "Read-only file system"), "EROFS"),
+        (PermissionError(errno.EACCES, "Permission denied"), "EACCES"),
+    ],
+)
+def test_an_outbox_that_cannot_write_stops_the_batch_and_names_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, name: str
 ) -> None:
+    """The write error is this machine's, not the second reader's: the batch stops there (the
+    third is not even tried), LocalWriteError names the errno and the folder, and carries what
+    was sent; no temporary file is left behind. (As root, a folder made read-only with chmod
+    does not stop a write, so the error is injected here; tests/cli/test_send.py fills a real
+    tmpfs.)"""
     real_replace = Path.replace
+    tried: list[str] = []
 
-    def full_disk(self: Path, target: Path) -> Path:
+    def failing(self: Path, target: Path) -> Path:
+        tried.append(target.name)
         if "-sub-1-" in target.name:
-            raise OSError(28, "No space left on device")
+            raise error
         return real_replace(self, target)
 
-    monkeypatch.setattr(Path, "replace", full_disk)
-    results = OutboxTransport(tmp_path).send(make_batch(3))
-    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.DEFERRED, Outcome.SENT]
-    assert "No space left on device" in results[1].detail
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        r.provider_id for r in results if r.provider_id
-    )  # the temporary file of the failed one is gone
+    monkeypatch.setattr(Path, "replace", failing)
+    with pytest.raises(LocalWriteError) as raised:
+        OutboxTransport(tmp_path).send(make_batch(3))
+    assert str(raised.value) == f"outbox: cannot write to {tmp_path}: {name} ({error.strerror})"
+    results = raised.value.results
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.DEFERRED, Outcome.DEFERRED]
+    assert [r.key for r in results] == ["sub-0", "sub-1", "sub-2"]
+    assert results[2].detail == str(raised.value)
+    assert len(tried) == 2  # nothing more is tried after the first error
+    assert [p.name for p in tmp_path.iterdir()] == [results[0].provider_id]
+
+
+def test_an_outbox_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("a file where the folder should be")
+    with pytest.raises(LocalWriteError, match=r"cannot write to .*/var/outbox: (ENOTDIR|EEXIST)"):
+        OutboxTransport(tmp_path / "var" / "outbox").send(make_batch(1))
 
 
 def test_the_outbox_refuses_an_unsafe_recipient_alone(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -22,7 +22,7 @@ from speakerfeed.digest.processes import Progress, Shared, worker_name
 from speakerfeed.errors import TransportError
 from speakerfeed.models import DeliveryResult, DeliveryState, Outcome, SendState, Subscriber
 from speakerfeed.store import ledger
-from speakerfeed.transports.base import InFlight, Transport
+from speakerfeed.transports.base import InFlight, LocalWriteError, Transport
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,12 @@ class Batches:
         worker = worker_name()
         in_flight: deque[tuple[Claimed, InFlight]] = deque()
         note: str | None = None
-        with transport:
+        try:
+            transport.open()  # a folder that cannot be made, say: pause before claiming
+        except TransportError as exc:
+            transport.close()
+            return self._pause(None, exc)
+        with transport:  # opened already: this closes it at the end
             while True:
                 answered = in_flight.popleft() if len(in_flight) == 2 else None
                 claim = not (should_stop() or self.shared.stopped())
@@ -90,6 +95,9 @@ class Batches:
                     in_flight.append(
                         (claimed, transport.start(self.template.batch(claimed.people)))
                     )
+                except LocalWriteError as exc:  # this machine's fault: some may be sent
+                    note = self._pause(claimed, exc, exc.results)
+                    break
                 except TransportError as exc:  # raised before anything was sent
                     note = self._pause(claimed, exc)
                     break
@@ -138,13 +146,21 @@ class Batches:
             conn, send_id, worker=worker, named_cadences=self.named_cadences, limit=limit
         )
 
-    def _pause(self, claimed: Claimed, error: TransportError) -> str:
-        """The transport cannot send at all: the batch goes back to ``pending`` and the send
-        pauses, saying why."""
+    def _pause(
+        self,
+        claimed: Claimed | None,
+        error: TransportError,
+        results: Sequence[DeliveryResult] = (),
+    ) -> str:
+        """The transport cannot send at all: the batch's ``results`` (what was sent before the
+        error) are recorded, the rest of it goes back to ``pending``, and the send pauses,
+        saying why. The error counts once, against the send, never against a recipient."""
         send_id, note = self.send_id, str(error)
         with self.shared.writing(self.engine), self.engine.begin() as conn:
-            deferred = [_deferred(person.id, note) for person in claimed.people]
-            ledger.record(conn, send_id, deferred, rowids=claimed.taken.rowids)
+            if claimed is not None:
+                done = {result.key for result in results}
+                rest = [_deferred(p.id, note) for p in claimed.people if p.id not in done]
+                ledger.record(conn, send_id, [*results, *rest], rowids=claimed.taken.rowids)
             ledger.set_send_state(conn, send_id, SendState.PAUSED, error=note, add_errors=1)
         log.error("%s: paused: %s", send_id, note)
         self.shared.stop()

@@ -15,11 +15,23 @@ recipient; SendGrid sends the shared parts once per request with one personaliza
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import ClassVar, Self
 
+from speakerfeed.errors import TransportError
 from speakerfeed.models import Batch, DeliveryResult
+
+
+class LocalWriteError(TransportError):
+    """This machine cannot write what the transport writes (a full disk, a read-only or
+    forbidden folder): no recipient's fault, so the send pauses at once, naming the error.
+    Unlike other TransportErrors it may come once some of the batch was sent: ``results`` then
+    holds the batch's results so far, one per recipient (the unsent ones DEFERRED)."""
+
+    def __init__(self, message: str, results: Sequence[DeliveryResult] = ()) -> None:
+        super().__init__(message)
+        self.results = list(results)
 
 
 class InFlight:
@@ -52,7 +64,8 @@ class Transport(ABC):
 
         A recipient that cannot be sent (an unsafe address, say) is FAILED on its own. Raises
         (TransportError, HeaderError) only for a batch nothing can be sent of, before sending
-        anything; never once something may have been sent. Opens and closes the transport
+        anything; never once something may have been sent, except LocalWriteError, which
+        carries the results so far. Opens and closes the transport
         itself when it is not open. One ``send`` at a time per transport."""
 
     def start(self, batch: Batch) -> InFlight:

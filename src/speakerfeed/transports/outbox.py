@@ -7,10 +7,15 @@ time and never repeat: the UTC time to the microsecond, the recipient's key (mad
 file name) and 48 random bits. Files are readable by their owner only (they hold signed
 unsubscribe links). Nothing is fsynced: that would cost a disk flush per message, and an
 outbox lost in a crash is sent again.
+
+A write that fails (ENOSPC, EROFS, EACCES...) is this machine's fault, not the recipient's: the
+batch stops at the first one and ``send`` raises LocalWriteError, naming the error and the
+folder, with the results so far (the rest DEFERRED), so the send pauses instead of retrying.
 """
 
 from __future__ import annotations
 
+import errno
 import re
 import secrets
 from datetime import UTC, datetime
@@ -19,7 +24,7 @@ from pathlib import Path
 from speakerfeed.mail.mime import BatchTemplate
 from speakerfeed.models import Batch, DeliveryResult, Outcome, Recipient
 from speakerfeed.output import write_atomic
-from speakerfeed.transports.base import Transport
+from speakerfeed.transports.base import LocalWriteError, Transport
 from speakerfeed.transports.one_by_one import send_one_by_one
 
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -33,18 +38,34 @@ class OutboxTransport(Transport):
         self.folder = folder
 
     def open(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocalWriteError(self._cannot_write(exc)) from None
 
     def send(self, batch: Batch) -> list[DeliveryResult]:
         self.open()
-        return send_one_by_one(batch, self._deliver)
+        stopped: list[str] = []  # the first write error: nothing more is tried after it
 
-    def _deliver(self, _: BatchTemplate, recipient: Recipient, data: bytes) -> DeliveryResult:
-        try:
-            path = self._write(recipient.key, data)
-        except OSError as exc:  # a full disk, say: nothing is written, so it can be retried
-            return DeliveryResult(recipient.key, Outcome.DEFERRED, f"outbox: {exc}")
-        return DeliveryResult(recipient.key, Outcome.SENT, provider_id=path.name)
+        def deliver(_: BatchTemplate, recipient: Recipient, data: bytes) -> DeliveryResult:
+            if not stopped:
+                try:
+                    path = self._write(recipient.key, data)
+                except OSError as exc:
+                    stopped.append(self._cannot_write(exc))
+                else:
+                    return DeliveryResult(recipient.key, Outcome.SENT, provider_id=path.name)
+            return DeliveryResult(recipient.key, Outcome.DEFERRED, stopped[0])
+
+        results = send_one_by_one(batch, deliver)
+        if stopped:
+            raise LocalWriteError(stopped[0], results)
+        return results
+
+    def _cannot_write(self, exc: OSError) -> str:
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        reason = exc.strerror or str(exc)
+        return f"outbox: cannot write to {self.folder}: {code} ({reason})"
 
     def _write(self, key: str, data: bytes) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -11,7 +11,9 @@ What a failure means depends on when it happens:
   failed connect): nothing was accepted, so the message is retried, with a doubling wait between
   rounds, up to ``max_retries`` times, and then reported DEFERRED;
 * a 5xx: FAILED; a 550/551/553 to RCPT (or an enhanced status 5.1.x, 5.2.1) refuses the address
-  itself, a hard bounce;
+  itself, a hard bounce; the connection is reset (RSET) before the next message, so that a
+  server which holds a refused transaction open charges no other recipient with it (a 503 to
+  MAIL, the server lost track of the session, is tried again on a fresh connection);
 * the connection lost (or timed out) after the message's final "." and before the server's
   reply: the server may have accepted it, so it is UNKNOWN and never resent.
 

@@ -64,8 +64,8 @@ class Connection:
                 refused = self._envelope(client, sender, recipient)
             except (smtplib.SMTPException, OSError) as exc:
                 self.drop()
-                if reused:  # the server closed an idle connection: try once on a fresh one
-                    continue
+                if reused:  # the server closed an idle connection (or lost track of it): try
+                    continue  # once on a fresh one
                 return Retry(f"connection lost before the message was sent: {_said(exc)}")
             if refused is not None:
                 return refused
@@ -93,6 +93,8 @@ class Connection:
     ) -> DeliveryResult | Retry | None:
         """MAIL, RCPT and DATA: None when the server waits for the message."""
         code, reply = client.mail(sender)
+        if code == 503:  # bad sequence: the session's fault, not this recipient's
+            raise smtplib.SMTPResponseException(code, reply)
         if code != 250:
             return self._refused(client, "MAIL FROM", code, reply, recipient)
         code, reply = client.rcpt(recipient.address)
@@ -136,6 +138,8 @@ class Connection:
             )
         if code == 421:
             self.drop()
+        else:  # some servers hold a refused message's transaction open: the next MAIL must
+            self._reset(client)  # not meet "503 nested MAIL command"
         hard_bounce = _refuses_address(code, text, by_code=False)
         return _final_or_retry("end of DATA", code, text, recipient, hard_bounce=hard_bounce)
 
