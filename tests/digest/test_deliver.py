@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import errno
 import itertools
 import threading
 import time
@@ -171,6 +172,60 @@ def test_a_transport_that_cannot_work_pauses_with_rows_back_to_pending(
     report = dispatch.run_send(store, settings, "daily-1", Broken(), secret=SECRET)
     assert report.state == "paused" and "API_KEY" in report.note
     assert report.counts["pending"] == 29 and report.counts["sending"] == 0
+
+
+def test_an_outbox_that_fills_up_pauses_at_once_and_resume_sends_the_rest_once(
+    store: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up at the 10th message (in the second batch of 7): the send pauses at
+    that one write, not after max_errors retries; nobody is charged with the error (no row
+    FAILED, the send's error count 1) and the unsent rows stay pending; after room is made,
+    resume sends each of them, and nobody twice."""
+    start(store)
+    folder = tmp_path / "outbox"
+    real_replace = Path.replace
+    writes: list[str] = []
+
+    def full_from_the_tenth(self: Path, target: Path) -> Path:
+        writes.append(target.name)
+        if len(writes) >= 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(self, target)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "replace", full_from_the_tenth)
+        report = dispatch.run_send(
+            store, settings, "daily-1", OutboxTransport(folder), secret=SECRET
+        )
+    assert len(writes) == 10  # no retry loop
+    assert report.state == "paused"
+    assert report.note == f"outbox: cannot write to {folder}: ENOSPC (No space left on device)"
+    assert report.counts["sent"] == 9 and report.counts["pending"] == 20
+    assert report.counts["failed"] == report.counts["sending"] == 0
+    with store.connect() as conn:
+        assert ledger.errors(conn, "daily-1") == []
+        row = ledger.send_row(conn, "daily-1")
+        assert row is not None and row["errors"] == 1 and row["last_error"] == report.note
+
+    dispatch.resume(store, "daily-1")
+    done = dispatch.run_send(store, settings, "daily-1", OutboxTransport(folder), secret=SECRET)
+    assert done.state == "done" and done.counts["sent"] == 29
+    to = Counter(
+        parseaddr(email.message_from_bytes(path.read_bytes())["To"])[1]
+        for path in folder.glob("*.eml")
+    )
+    assert len(to) == 29 and set(to.values()) == {1}
+
+
+def test_an_outbox_folder_that_cannot_be_made_pauses_before_anything_is_claimed(
+    store: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    start_without_audience(store)
+    (tmp_path / "var").write_text("a file where the outbox folder should be")
+    outbox = OutboxTransport(tmp_path / "var" / "outbox")
+    report = dispatch.run_send(store, settings, "daily-1", outbox, secret=SECRET)
+    assert report.state == "paused" and "cannot write to" in report.note
+    assert report.counts["sent"] == report.counts["sending"] == 0
 
 
 def test_rows_left_in_flight_by_a_dead_sender_become_unknown_not_resent(

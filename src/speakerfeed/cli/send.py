@@ -26,9 +26,21 @@ if TYPE_CHECKING:
     from speakerfeed.digest.deliver import SendReport
 
 _QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+# The exit status of `send` and `sends resume` when the send did not get done: it paused (too
+# many errors, a transport that cannot work, an outbox that cannot be written), was cancelled
+# (too late), or stopped with rows pending (refused for now) or a process of it failed. 1 stays
+# for what stops before sending (a lint error, bad input), so a script can tell "resume later"
+# from "fix the configuration".
+NOT_DONE = 3
+_EXIT_STATUS = (
+    "Exit status: 0 when the send is done (or carried on by another process of it); "
+    f"{NOT_DONE} when it paused, was cancelled, or stopped with readers still pending (refused "
+    "for now) or a process of it failed (see `speakerfeed sends show ID`); 1 when nothing "
+    "could be sent (a lint error, a bad setting)."
+)
 
 
-@click.command()
+@click.command(epilog=_EXIT_STATUS)
 @click.argument("list_name", metavar="LIST")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
 @click.option(
@@ -142,10 +154,11 @@ def _rehearse(
 
 
 def _print_report(ctx: click.Context, report: SendReport) -> None:
-    """The send's outcome; exit 1 if it paused or stopped."""
+    """The send's outcome; exit NOT_DONE when it paused, was cancelled, or stopped with rows
+    pending (refused for now) or one of its processes failed."""
     counts = ", ".join(f"{n:,} {state}" for state, n in report.counts.items() if n) or "no rows"
     click.echo(f"{report.send_id}: {report.state} ({counts})")
-    if report.note:
+    if report.note and report.state == "done":
         click.echo(f"  {report.note}")
     if report.counts.get("unknown"):
         click.secho(
@@ -153,8 +166,20 @@ def _print_report(ctx: click.Context, report: SendReport) -> None:
             f"`speakerfeed sends resume {report.send_id} --resend-unknown` sends them again",
             fg="yellow",
         )
-    if report.state in ("paused", "cancelled"):
-        ctx.exit(1)
+    pending = report.counts.get("pending", 0)
+    stuck = report.state == "sending" and (report.note or pending)
+    if report.state not in ("paused", "cancelled") and not stuck:
+        return  # done, or carried on by another process of the same send (its rows in flight)
+    if report.note:
+        click.secho(f"{report.state}: {report.note}", err=True, fg="red")
+    elif pending:
+        click.secho(f"not done: {pending:,} pending (refused for now)", err=True, fg="red")
+    if report.state != "cancelled":
+        click.echo(
+            f"once that is mended, `speakerfeed sends resume {report.send_id}` carries on",
+            err=True,
+        )
+    ctx.exit(NOT_DONE)
 
 
 @click.group()
@@ -210,7 +235,7 @@ def sends_show(ctx: click.Context, send_id: str) -> None:
             click.echo(f"  {number:>10,}  {detail or '(no detail)'}")
 
 
-@sends.command("resume")
+@sends.command("resume", epilog=_EXIT_STATUS)
 @click.argument("send_id", metavar="ID")
 @click.option(
     "--resend-unknown",
