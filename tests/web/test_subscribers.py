@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from speakerfeed.mail import tokens
+from speakerfeed.models import Batch, DeliveryResult
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.schema import consent_records, rate_limits, subscriptions, suppressions
-from tests.support.webapp import SECRET, ReaderSite, reader_site, start
+from speakerfeed.transports.base import LocalWriteError
+from tests.support.webapp import SECRET, KeptMail, ReaderSite, reader_site, start
 
 __all__ = ["reader_site"]
 
@@ -183,6 +185,20 @@ def test_a_transport_failure_is_said_plainly(reader_site: ReaderSite, http: http
     answer = sign_up(http, "ann@example.org")
     assert answer.status_code == 503 and "try again later" in answer.text
     assert reader_site.statuses("ann@example.org") == {"daily": "pending"}
+
+
+def test_an_outbox_that_cannot_be_written_is_said_plainly(
+    reader_site: ReaderSite, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox transport raises LocalWriteError on a full disk: the reader gets the same
+    503 as for any mail failure, not a 500."""
+
+    def full(self: KeptMail, batch: Batch) -> list[DeliveryResult]:
+        raise LocalWriteError("outbox: cannot write to var/outbox: ENOSPC (No space left)")
+
+    monkeypatch.setattr(KeptMail, "send", full)
+    answer = sign_up(http, "ann@example.org")
+    assert answer.status_code == 503 and "try again later" in answer.text
 
 
 def test_an_oversized_form_is_refused(http: httpx.Client) -> None:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from speakerfeed.errors import TransportError
 from speakerfeed.mail import tokens
 from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.store import rate_limits
@@ -168,8 +169,12 @@ class SignupPages:
         batch = confirmation_batch(
             site.settings, list_settings, Subscriber(subscriber_id, address, name), url, message_id
         )
-        with site.transport() as transport:
-            (result,) = transport.send(batch)
+        try:
+            with site.transport() as transport:
+                (result,) = transport.send(batch)
+        except TransportError as exc:  # an outbox that cannot be written, say: not the reader's
+            log.error("confirmation email not sent: %s", exc)
+            return False
         if result.outcome is not Outcome.SENT:
             log.error("confirmation email not sent: %s %s", result.outcome, result.detail)
             return False
