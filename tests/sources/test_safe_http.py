@@ -6,10 +6,13 @@ import gzip
 import ipaddress
 import itertools
 import re
+import socket
+import threading
 import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -50,6 +53,14 @@ def server() -> Iterator[FeedServer]:
 
 def get(url: str, settings: FetchSettings = SETTINGS) -> safe_http.FetchResult:
     return fetch(url, settings, etag=None, last_modified=None)
+
+
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]
+
+
+def address_info(address: str, port: int) -> AddressInfo:
+    """One getaddrinfo() answer, as a stand-in DNS gives it."""
+    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
 
 
 # --- plain and conditional GET ------------------------------------------------------------------
@@ -208,11 +219,13 @@ def test_host_names_are_checked_at_connect_time(
     answers = {"feed.test": ["127.0.0.1"], "rebind.test": ["127.0.0.1", "10.1.2.3"]}
     looked_up: list[str] = []
 
-    def resolve(host: str, port: int) -> list[str]:
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[AddressInfo]:
+        if host not in answers:  # the connect's own look-up of the vetted IP literal
+            return [address_info(host, port)]
         looked_up.append(host)
-        return answers[host]
+        return [address_info(address, port) for address in answers[host]]
 
-    monkeypatch.setattr(safe_http, "_resolve", resolve)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     server.route("/feed", Reply(body=RSS))
     result = get(f"http://feed.test:{server.port}/feed")
     assert result.body == RSS
@@ -367,23 +380,76 @@ def test_connection_refused_is_a_one_line_fetch_error() -> None:
     assert "cannot fetch http://127.0.0.1" in str(caught.value)
 
 
-def test_trickling_server_is_cut_off_at_the_deadline(server: FeedServer) -> None:
+# --- one wall-clock deadline per fetch ------------------------------------------------------------
+# Each test's server keeps every single operation well inside a per-operation timeout of 0.5 s,
+# so only a deadline on the fetch as a whole ends it; each fails if that deadline is removed.
+
+FAST = SETTINGS.model_copy(update={"timeout_seconds": 0.5})
+MARGIN = 1.5  # scheduling slack on a busy machine; the servers would take 5 s or more
+
+
+def timed_failure(url: str) -> tuple[str, float]:
+    started = time.monotonic()
+    with pytest.raises(FetchError) as caught:
+        get(url, FAST)
+    return str(caught.value), time.monotonic() - started
+
+
+def test_a_header_trickle_ends_at_the_deadline(server: FeedServer) -> None:
+    # A byte every 50 ms: the status line and headers would take over 12 s.
+    url = server.route("/slowloris", Reply(body=RSS, header_trickle=0.05))
+    message, elapsed = timed_failure(url)
+    assert message == f"timed out after 0.5s fetching {url}"
+    assert 0.5 <= elapsed < 0.5 + MARGIN
+
+
+def test_a_body_trickle_ends_at_the_deadline(server: FeedServer) -> None:
     def trickle() -> Iterator[bytes]:
-        for _ in range(40):  # one byte every 50 ms for 2 s: each well inside the read timeout
+        for _ in range(100):  # one byte every 50 ms for 5 s
             if server.stopping.wait(0.05):
                 return
             yield b" "
 
     url = server.route("/trickle", lambda _: Reply(body=trickle()))
-    started = time.monotonic()
-    with pytest.raises(FetchError, match=r"timed out after 0\.3s reading the body"):
-        get(url, SETTINGS.model_copy(update={"timeout_seconds": 0.3}))
-    assert time.monotonic() - started < 2.0
+    message, elapsed = timed_failure(url)
+    assert message == f"timed out after 0.5s fetching {url}"
+    assert 0.5 <= elapsed < 0.5 + MARGIN
+
+
+def test_the_deadline_covers_every_redirect_hop(server: FeedServer) -> None:
+    # Each hop answers in 0.2 s, inside any per-request timeout; the chain takes 0.8 s.
+    server.route("/a", Reply(302, {"Location": "/b"}, delay=0.2))
+    server.route("/b", Reply(302, {"Location": "/c"}, delay=0.2))
+    server.route("/c", Reply(302, {"Location": "/d"}, delay=0.2))
+    server.route("/d", Reply(body=RSS, delay=0.2))
+    message, elapsed = timed_failure(server.url("/a"))
+    assert message.startswith("timed out after 0.5s fetching http://127.0.0.1")
+    assert elapsed < 0.5 + MARGIN
+    assert server.requests_to("/d") == []  # the last hop would start after 0.6 s
+
+
+def test_a_slow_dns_answer_ends_at_the_deadline(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolver_done = threading.Event()
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[AddressInfo]:
+        resolver_done.wait(5)  # a resolver that takes 5 s to answer
+        return [address_info("127.0.0.1", port)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    server.route("/feed", Reply(body=RSS))
+    try:
+        message, elapsed = timed_failure(f"http://slow-dns.test:{server.port}/feed")
+    finally:
+        resolver_done.set()
+    assert message == f"timed out after 0.5s fetching http://slow-dns.test:{server.port}/feed"
+    assert elapsed < 0.5 + MARGIN
+    assert server.requests == []
 
 
 def test_slow_server_times_out(server: FeedServer) -> None:
     url = server.route("/slow", Reply(body=RSS, delay=5.0))
-    started = time.monotonic()
-    with pytest.raises(FetchError, match=r"timed out after 0\.3s"):
-        get(url, SETTINGS.model_copy(update={"timeout_seconds": 0.3}))
-    assert time.monotonic() - started < 2.0
+    message, elapsed = timed_failure(url)
+    assert message == f"timed out after 0.5s fetching {url}"
+    assert elapsed < 0.5 + MARGIN

@@ -30,6 +30,8 @@ class Reply:
     # Bytes are sent with a Content-Length; an iterable is streamed until the connection closes.
     body: bytes | Iterable[bytes] = b""
     delay: float = 0.0  # seconds to wait before answering (cut short when the server stops)
+    # Seconds between bytes of the status line and headers: a slow-loris upstream (0: all at once).
+    header_trickle: float = 0.0
 
 
 Route = Reply | Callable[[RecordedRequest], Reply]
@@ -95,19 +97,38 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply, feed_server.stopping)
 
     def _send(self, reply: Reply, stopping: threading.Event) -> None:
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
+        headers = dict(reply.headers)
         if isinstance(reply.body, bytes):
-            self.send_header("Content-Length", str(len(reply.body)))
+            headers["Content-Length"] = str(len(reply.body))
+        if reply.header_trickle:
+            self._trickle_head(reply.status, headers, reply.header_trickle, stopping)
+        else:
+            self.send_response(reply.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
+        if stopping.is_set():
+            return
+        if isinstance(reply.body, bytes):
             self.wfile.write(reply.body)
             return
-        self.end_headers()
         for chunk in reply.body:
             if stopping.is_set():
                 return
             self.wfile.write(chunk)
+
+    def _trickle_head(
+        self, status: int, headers: dict[str, str], pause: float, stopping: threading.Event
+    ) -> None:
+        """The status line and headers, one byte every ``pause`` seconds, padded to last."""
+        lines = [f"HTTP/1.0 {status} {self.responses[status][0]}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines.append("X-Padding: " + "x" * 200)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        for index in range(len(head)):
+            if stopping.wait(pause):
+                return
+            self.wfile.write(head[index : index + 1])
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean

@@ -97,7 +97,23 @@ class BuildSettings(Section):
 
 
 class FetchSettings(Section):
-    timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
+    timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description=(
+            "Wall-clock deadline for fetching one upstream: DNS, connecting, TLS, redirects, "
+            "headers and body together."
+        ),
+    )
+    max_in_flight: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description=(
+            "Upstreams fetched at the same time at most; a slow one holds up only its own slot."
+        ),
+    )
     max_bytes: int = Field(
         5_000_000, ge=1024, description="Largest upstream body accepted, after decompression."
     )

@@ -59,6 +59,11 @@ def _cleaner(base_url: str | None) -> nh3.Cleaner:
     )
 
 
+def relative_url_count(fragment: str) -> int:
+    """At most how many URLs ``clean_html`` would resolve against a base (each grows by it)."""
+    return len(_RELATIVE_URL.findall(fragment))
+
+
 def clean_html(fragment: str, base_url: str | None = None) -> str:
     """The fragment with everything outside the allow-list removed.
 

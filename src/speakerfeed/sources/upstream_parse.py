@@ -15,8 +15,8 @@ import httpx
 
 from speakerfeed.sources.base import plain_text, summarize, xml_safe
 from speakerfeed.sources.jsonfeed import looks_like_json, read_json_feed
-from speakerfeed.sources.sanitize import clean_html
-from speakerfeed.sources.upstream_entry import Entry, RawEntry
+from speakerfeed.sources.sanitize import clean_html, relative_url_count
+from speakerfeed.sources.upstream_entry import Entry, RawEntry, UnreadableFeedError
 from speakerfeed.sources.xmlfeed import read_xml_feed
 
 
@@ -24,16 +24,20 @@ class _SkippedEntryError(Exception):
     pass
 
 
-def parse_feed(body: bytes, content_type: str, feed_url: str) -> tuple[list[Entry], list[str]]:
+def parse_feed(
+    body: bytes, content_type: str, feed_url: str, *, max_chars: int
+) -> tuple[list[Entry], list[str]]:
     """Entries of an RSS, Atom or JSON feed, deduplicated; and why any entry was skipped.
 
-    Raises UnreadableFeedError when the body as a whole cannot or must not be read.
+    Raises UnreadableFeedError when the body as a whole cannot or must not be read, or when its
+    entries hold more than ``max_chars`` characters of text in all.
     """
     raws = (
         read_json_feed(body)
         if looks_like_json(body, content_type)
         else read_xml_feed(body, content_type)
     )
+    _refuse_oversized(raws, max_chars, feed_url)
     entries: list[Entry] = []
     skipped: list[str] = []
     for raw in raws:
@@ -42,6 +46,23 @@ def parse_feed(body: bytes, content_type: str, feed_url: str) -> tuple[list[Entr
         except _SkippedEntryError as exc:
             skipped.append(str(exc))
     return _deduplicated(entries), skipped
+
+
+def _refuse_oversized(raws: list[RawEntry], max_chars: int, feed_url: str) -> None:
+    # The body's size cap does not bound what parsing makes of it: entities, relative URLs made
+    # absolute against a long xml:base (by feedparser) or a long entry link (by the sanitiser,
+    # counted here before it runs: 400 KB of links under a 20,000-character path would become
+    # 400,000,000 characters). So the parsed text, and what sanitising will add, are capped too.
+    total = 0
+    for raw in raws:
+        total += sum(map(len, (raw.id, raw.title, raw.link, raw.content_html, raw.summary_html)))
+        total += sum(map(len, (*raw.authors, *raw.tags, raw.image_url)))
+        base = len(raw.link) + len(feed_url)  # the longest the entry's absolute link can be
+        total += base * relative_url_count(raw.content_html or raw.summary_html)
+        if total > max_chars:
+            raise UnreadableFeedError(
+                f"refused: the entries hold over {max_chars} characters of text once parsed"
+            )
 
 
 def _checked(raw: RawEntry, feed_url: str) -> Entry:

@@ -1,9 +1,16 @@
-"""RSS and Atom bodies to raw entries via feedparser, once XML declaring entities is refused."""
+"""RSS and Atom bodies to raw entries via feedparser, once XML declaring entities is refused.
+
+The body's encoding is decided first, by feedparser's own rules (BOM, XML declaration, HTTP
+charset, RFC 3023), and the document is transcoded to UTF-8 with a UTF-8 declaration. The entity
+check and feedparser then both read those same UTF-8 bytes, so no encoding (UTF-32, EBCDIC, ...)
+can show one of them a different document from the other.
+"""
 
 from __future__ import annotations
 
 import html
 import io
+import re
 import time
 import xml.sax
 import xml.sax.handler
@@ -13,23 +20,25 @@ from typing import Any
 import defusedxml
 import defusedxml.sax
 import feedparser
+import feedparser.encodings
 
 from speakerfeed.sources.upstream_entry import RawEntry, UnreadableFeedError, as_str, one_line
 
-# "<!ENTITY" as it appears in the encodings an XML parser detects without a declaration.
-_ENTITY_MARKERS = tuple("<!ENTITY".encode(c) for c in ("utf-8", "utf-16-le", "utf-16-be"))
+# An entity declaration in malformed XML, which feedparser's lenient parser may still honour;
+# searched for in the decoded text, case-blind because that parser is.
+_ENTITY_DECLARATION = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)
 
 
 def read_xml_feed(body: bytes, content_type: str) -> list[RawEntry]:
     """The entries of an RSS or Atom feed; UnreadableFeedError when there is no feed to read."""
-    _refuse_entities(body)
+    utf8, headers = _as_utf8(body, content_type)
+    _refuse_entities(utf8)
     try:
         # A stream, never the bytes themselves: feedparser.parse() opens a bytes argument as a
         # file path when it can, so a body reading "/etc/passwd" would be read from our disk.
         # sanitize_html=False: speakerfeed.sources.sanitize (nh3) is the one sanitiser, with our
         # allow-list.
-        headers = {"content-type": content_type} if content_type else {}
-        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+        parsed = feedparser.parse(io.BytesIO(utf8), response_headers=headers, sanitize_html=False)
     except Exception as exc:  # untrusted input can trip any parser bug; report, don't crash
         raise UnreadableFeedError(f"feedparser failed: {type(exc).__name__}") from None
     if not parsed.entries:
@@ -40,6 +49,23 @@ def read_xml_feed(body: bytes, content_type: str) -> list[RawEntry]:
         if not parsed.get("version"):
             raise UnreadableFeedError("not an RSS, Atom or JSON feed")
     return [_from_feedparser(entry) for entry in parsed.entries]
+
+
+def _as_utf8(body: bytes, content_type: str) -> tuple[bytes, dict[str, str]]:
+    """The body in UTF-8 with a UTF-8 declaration, and the headers that make feedparser keep it.
+
+    feedparser's own detection decides the encoding, so the document is read as it always was.
+    """
+    headers = {"content-type": content_type} if content_type else {}
+    outcome: dict[str, Any] = {}
+    try:
+        utf8 = feedparser.encodings.convert_to_utf8(headers, body, outcome)
+    except Exception as exc:  # untrusted input can trip any parser bug; report, don't crash
+        raise UnreadableFeedError(f"cannot decode the feed: {type(exc).__name__}") from None
+    if not outcome.get("encoding") or not isinstance(utf8, bytes):
+        raise UnreadableFeedError("refused: cannot tell the document's character encoding")
+    media_type = content_type.split(";", 1)[0].strip()
+    return utf8, {"content-type": f"{media_type or 'application/xml'}; charset=utf-8"}
 
 
 def _refuse_entities(body: bytes) -> None:
@@ -56,10 +82,11 @@ def _refuse_entities(body: bytes) -> None:
         raise UnreadableFeedError(
             f"refused: the XML declares entities ({type(exc).__name__})"
         ) from None
-    except xml.sax.SAXException:
-        # Not well-formed: feedparser's lenient parser may still read it, unless a declaration
-        # could be hiding behind the error.
-        if any(marker in body for marker in _ENTITY_MARKERS):
+    except (xml.sax.SAXException, ValueError):
+        # Not well-formed (expat raises ValueError for a declared encoding it cannot read, such
+        # as UTF-32): feedparser's lenient parser may still read it, unless a declaration could
+        # be hiding behind the error.
+        if _ENTITY_DECLARATION.search(body):
             raise UnreadableFeedError("refused: malformed XML that declares entities") from None
 
 
