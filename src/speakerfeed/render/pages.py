@@ -16,7 +16,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,9 @@ __all__ = [
     "base_context",
     "feed_label",
     "format_label",
+    "day_text",
     "html_datetime",
+    "local_time",
     "render_feeds_index",
     "render_page",
     "template_digest",
@@ -108,6 +110,22 @@ def html_datetime(moment: datetime) -> str:
     """A ``<time datetime>`` value: whole seconds, as HTML allows at most three fraction digits
     and nobody reads them."""
     return moment.replace(microsecond=0).isoformat()
+
+
+def local_time(moment: datetime, zone: tzinfo) -> datetime:
+    """``moment`` in ``zone``, for showing. Total, whatever the date: where the zone's offset
+    runs past the calendar (year 1 west of UTC, year 9999 east of it) the calendar's first or
+    last moment in that zone is shown instead of an OverflowError."""
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        edge = datetime.min if moment.year < datetime.max.year // 2 else datetime.max
+        return edge.replace(tzinfo=zone)
+
+
+def day_text(moment: datetime) -> str:
+    """The day as a reader sees it on a card: "3 December 2026"."""
+    return f"{moment.day} {moment:%B} {moment.year}"
 
 
 def feed_label(title: str, site_title: str) -> str:
