@@ -26,6 +26,7 @@ from speakerfeed.errors import FetchError, Problem
 from speakerfeed.models import Article, Image
 from speakerfeed.sources import safe_http
 from speakerfeed.sources.folder import article_fingerprint
+from speakerfeed.sources.upstream_dates import sane_dates
 from speakerfeed.sources.upstream_entry import Entry, UnreadableFeedError
 from speakerfeed.sources.upstream_parse import parse_feed
 from speakerfeed.sources.upstream_state import UpstreamState, load_state, save_state
@@ -106,9 +107,14 @@ def _refresh(
     except UnreadableFeedError as exc:
         return old, [_failure(upstream, old, exc)]
     first_seen = {e.id: old.first_seen.get(e.id, now) for e in entries}
+    entries, bad_dates = sane_dates(entries, first_seen, now)
     state = UpstreamState(upstream.url, result.etag, result.last_modified, entries, first_seen)
     label = f"upstream {upstream.name!r}"
-    return state, [Problem(upstream.name, f"{label}: {why}", warning=True) for why in skipped]
+    problems = [Problem(upstream.name, f"{label}: {why}", warning=True) for why in skipped]
+    where = f"{label} ({result.final_url})"
+    return state, problems + [
+        Problem(upstream.name, f"{where}: {why}", warning=True) for why in bad_dates
+    ]
 
 
 def _failure(upstream: UpstreamSettings, old: UpstreamState, error: Exception) -> Problem:
