@@ -52,6 +52,7 @@ def refresh_upstreams(settings: Settings, state_path: Path, now: datetime) -> Up
         state, upstream_problems = _refresh(upstream, settings.fetch, old, outcome, now)
         kept[upstream.name] = state
         problems += upstream_problems
+        problems += [Problem(upstream.name, line, warning=True) for line in state.bad_dates]
         articles += upstream_articles(upstream, state, now)
     try:
         save_state(state_path, kept)
@@ -108,13 +109,17 @@ def _refresh(
         return old, [_failure(upstream, old, exc)]
     first_seen = {e.id: old.first_seen.get(e.id, now) for e in entries}
     entries, bad_dates = sane_dates(entries, first_seen, now)
-    state = UpstreamState(upstream.url, result.etag, result.last_modified, entries, first_seen)
+    where = f"upstream {upstream.name!r} ({result.final_url})"
+    state = UpstreamState(
+        upstream.url,
+        result.etag,
+        result.last_modified,
+        entries,
+        first_seen,
+        [f"{where}: {why}" for why in bad_dates],
+    )
     label = f"upstream {upstream.name!r}"
-    problems = [Problem(upstream.name, f"{label}: {why}", warning=True) for why in skipped]
-    where = f"{label} ({result.final_url})"
-    return state, problems + [
-        Problem(upstream.name, f"{where}: {why}", warning=True) for why in bad_dates
-    ]
+    return state, [Problem(upstream.name, f"{label}: {why}", warning=True) for why in skipped]
 
 
 def _failure(upstream: UpstreamSettings, old: UpstreamState, error: Exception) -> Problem:
