@@ -4,9 +4,11 @@ and year 9999 east of it are outside what a datetime can hold)."""
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import feedparser
@@ -25,7 +27,12 @@ from speakerfeed.render.lint import lint_digest
 from speakerfeed.sources.collect import collect
 from speakerfeed.sources.folder import article_fingerprint
 from tests.render.test_email import SETTINGS, SITE
+from tests.support.cli import run_speakerfeed
+from tests.support.project import BASE_CONFIG, markdown_article
 
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "test-secret-key-0123456789abcdef"
+HTML_DATETIME = re.compile(r"\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 ZONES = sorted(zoneinfo.available_timezones())
 ISSUED = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 
@@ -77,14 +84,17 @@ def check_everything(settings: Settings, articles: list[Article]) -> None:
     rendered = render_digest(settings, list_settings, digest_of(tuple(articles)))
     assert all(f.severity != "error" for f in lint_digest(settings, rendered)), rendered.html
     document = lxml_html.fromstring(rendered.html)
-    assert len(document.findall(".//time")) >= len(articles)
+    times = [element.get("datetime", "") for element in document.iter("time")]
+    assert len(times) >= len(articles)
+    for value in times:  # a valid HTML global date and time, whatever the date
+        assert HTML_DATETIME.fullmatch(value), value
     for doc in plan_documents(settings, feed_sets(settings, collect(articles).articles)):
         body = render_feed_page(doc) if doc.is_page else render(doc)
         if not doc.is_page and doc.format in ("rss", "atom"):
             assert not feedparser.parse(body).bozo, doc.path
 
 
-@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     zone=st.sampled_from(ZONES),
     dates=st.lists(st.tuples(moments, st.none() | moments), min_size=1, max_size=3),
@@ -106,3 +116,56 @@ def test_the_calendar_edges_in_the_zones_furthest_from_utc() -> None:
             article(3, datetime(2026, 12, 2, 18, 30, tzinfo=UTC)),
         ]
         check_everything(settings, articles)
+
+
+def test_local_articles_dated_year_1_and_9999_preview_and_lint_from_the_cli(tmp_path: Path) -> None:
+    # In New York (local mean time then, UTC-4:56) a Markdown date of 0001-01-01 in UTC is
+    # before the calendar begins; "updated: 9999-12-31" at UTC+14 is after it ends in UTC.
+    config = BASE_CONFIG.replace('timezone = "Europe/London"', 'timezone = "America/New_York"')
+    (tmp_path / "config.toml").write_text(
+        config
+        + """
+[email]
+from_address = "The Speaker <digest@speakernews.co.uk>"
+postal_address = "The Speaker, 20 Example Street, London EC1A 1AA, United Kingdom"
+
+[[lists]]
+name = "daily"
+title = "The Speaker Daily"
+""",
+        encoding="utf-8",
+    )
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "imported.md").write_text(
+        markdown_article("Imported with a zeroed date", "0001-01-01T00:00:00Z"), encoding="utf-8"
+    )
+    (articles / "forever.md").write_text(
+        markdown_article(
+            "Pinned notice", "2026-01-05T09:00:00Z", updated="9999-12-31T23:59:59+14:00"
+        ),
+        encoding="utf-8",
+    )
+    (articles / "today.md").write_text(
+        markdown_article("Council votes on the bus lane", "2026-11-30 09:00"), encoding="utf-8"
+    )
+    env = {"PYTHONPATH": str(ROOT / "src")}
+    out = tmp_path / "preview"
+    for args in (("digest", "preview", "daily", "--out", str(out)), ("digest", "lint", "daily")):
+        result = run_speakerfeed(tmp_path, *args, secret=SECRET, extra_env=env)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    html = next(out.glob("*.html")).read_text(encoding="utf-8")
+    for title in ("Imported with a zeroed date", "Pinned notice", "Council votes on the bus lane"):
+        assert title in html
+    assert 'datetime="0001-01-01T00:00:00-04:56"' in html  # the calendar's first day, there
+    built = run_speakerfeed(tmp_path, "build", secret=SECRET, extra_env=env)
+    assert built.returncode == 0, built.stderr
+    titles = [
+        e.title for e in feedparser.parse((tmp_path / "public" / "rss.xml").read_bytes()).entries
+    ]
+    assert titles == [
+        "Council votes on the bus lane",
+        "Pinned notice",
+        "Imported with a zeroed date",
+    ]

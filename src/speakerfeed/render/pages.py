@@ -109,7 +109,15 @@ def base_context(settings: Settings) -> dict[str, Any]:
 def html_datetime(moment: datetime) -> str:
     """A ``<time datetime>`` value: whole seconds, as HTML allows at most three fraction digits
     and nobody reads them."""
-    return moment.replace(microsecond=0).isoformat()
+    text = moment.replace(microsecond=0, tzinfo=None).isoformat()
+    offset = moment.utcoffset()
+    if offset is None:
+        return text
+    # HTML's offsets are hours and minutes: local mean time before ~1900 (Europe/London was
+    # -00:01:15) has seconds, which isoformat() would write and validators refuse.
+    minutes = round(offset.total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def local_time(moment: datetime, zone: tzinfo) -> datetime:
