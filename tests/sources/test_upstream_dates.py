@@ -18,6 +18,7 @@ from speakerfeed.actions.site import build_site
 from speakerfeed.config import Settings
 from speakerfeed.sources.upstream_dates import sane_dates
 from speakerfeed.sources.upstream_entry import Entry
+from speakerfeed.sources.upstream_state import UpstreamState, save_state
 from tests.support.cli import run_speakerfeed
 from tests.support.feed_server import FeedServer, RecordedRequest, Reply, running_server
 from tests.support.project import BASE_CONFIG, make_project
@@ -216,3 +217,25 @@ def test_a_json_feed_dated_past_the_calendar_in_utc(server: FeedServer, tmp_path
         "Dawn of time": FIRST_BUILD,
         "End of time": FIRST_BUILD,
     }
+
+
+def test_a_state_saved_before_dates_were_checked_is_fixed_on_a_304(
+    server: FeedServer, tmp_path: Path
+) -> None:
+    settings = project(tmp_path, server)
+    far = datetime.max.replace(tzinfo=UTC)
+    old = Entry(
+        "wire-future", "Far future", "https://wire.example/future", far, None, (), (), "", "", ""
+    )
+    save_state(
+        settings.cache_dir / "upstream.json",
+        {
+            "wire": UpstreamState(
+                server.url("/wire"), '"v1"', None, [old], {"wire-future": FIRST_BUILD}
+            )
+        },
+    )
+    report = build_site(settings, clock=lambda: SECOND_BUILD)
+    assert server.requests_to("/wire")[-1].headers["if-none-match"] == '"v1"'  # a 304
+    assert ["'Far future' (id wire-future)" in p.message for p in report.problems] == [True]
+    assert published_order(settings) == [("Far future", FIRST_BUILD)]

@@ -50,6 +50,7 @@ def refresh_upstreams(settings: Settings, state_path: Path, now: datetime) -> Up
     fetched = fetch_all(settings.upstream, olds, settings.fetch)
     for upstream, old, outcome in zip(settings.upstream, olds, fetched, strict=True):
         state, upstream_problems = _refresh(upstream, settings.fetch, old, outcome, now)
+        state = _with_sane_dates(upstream, state, now)
         kept[upstream.name] = state
         problems += upstream_problems
         problems += [Problem(upstream.name, line, warning=True) for line in state.bad_dates]
@@ -108,18 +109,21 @@ def _refresh(
     except UnreadableFeedError as exc:
         return old, [_failure(upstream, old, exc)]
     first_seen = {e.id: old.first_seen.get(e.id, now) for e in entries}
-    entries, bad_dates = sane_dates(entries, first_seen, now)
-    where = f"upstream {upstream.name!r} ({result.final_url})"
-    state = UpstreamState(
-        upstream.url,
-        result.etag,
-        result.last_modified,
-        entries,
-        first_seen,
-        [f"{where}: {why}" for why in bad_dates],
-    )
+    state = UpstreamState(upstream.url, result.etag, result.last_modified, entries, first_seen)
     label = f"upstream {upstream.name!r}"
     return state, [Problem(upstream.name, f"{label}: {why}", warning=True) for why in skipped]
+
+
+def _with_sane_dates(
+    upstream: UpstreamSettings, state: UpstreamState, now: datetime
+) -> UpstreamState:
+    # Every state, a 304's and a failure's too: one saved before dates were checked is fixed.
+    entries, reasons = sane_dates(state.entries, state.first_seen, now)
+    if not reasons:
+        return state
+    where = f"upstream {upstream.name!r} ({upstream.url})"
+    notes = [*state.bad_dates, *(f"{where}: {why}" for why in reasons)]
+    return replace(state, entries=entries, bad_dates=notes)
 
 
 def _failure(upstream: UpstreamSettings, old: UpstreamState, error: Exception) -> Problem:
