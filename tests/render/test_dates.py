@@ -149,7 +149,15 @@ title = "The Speaker Daily"
     (articles / "today.md").write_text(
         markdown_article("Council votes on the bus lane", "2026-11-30 09:00"), encoding="utf-8"
     )
+    # Dated 10000-01-01 in UTC: embargoed, and `check` lists it in the site's zone.
+    (articles / "far.md").write_text(
+        markdown_article("Time capsule", "9999-12-31T23:00:00-05:00"), encoding="utf-8"
+    )
     env = {"PYTHONPATH": str(ROOT / "src")}
+    checked = run_speakerfeed(tmp_path, "check", "--no-fetch", secret=SECRET, extra_env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert "Embargoed until their time (1):" in checked.stdout
+    assert "far.md  Time capsule" in checked.stdout
     out = tmp_path / "preview"
     for args in (("digest", "preview", "daily", "--out", str(out)), ("digest", "lint", "daily")):
         result = run_speakerfeed(tmp_path, *args, secret=SECRET, extra_env=env)
