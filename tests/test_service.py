@@ -404,6 +404,20 @@ def test_the_embargo_job_rebuilds_at_the_moment_and_is_planned_again(
             service.stop()
 
 
+def test_an_embargo_past_the_end_of_the_calendar_plans_nothing(
+    tmp_path: Path, engine: Engine
+) -> None:
+    upgrade(engine)
+    with running_hub() as hub:
+        capsule = markdown_article("Time capsule", "9999-12-31T23:00:00-05:00")  # 10000 in UTC
+        settings = embargo_site(tmp_path, hub, {"capsule.md": capsule})
+        service = in_process(settings, engine)
+        service.rebuild()
+        assert service.last_build["embargoed"] == 1
+        assert service.last_build["next_embargo"] is None
+        assert feed_titles(settings) == ["An old story"]
+
+
 def test_a_future_article_appears_when_its_time_comes(tmp_path: Path) -> None:
     """The real clock and APScheduler: no refresh or file change is due, only the embargo job."""
     engine, _ = sqlite_site(tmp_path)

@@ -110,7 +110,7 @@ class Service:
         """Refresh the sources and rebuild the feeds; tell the WebSub hub what changed."""
         with self._build_lock:
             report = self._builder.build()
-            self.next_embargo, self._built = report.next_embargo, True
+            self.next_embargo, self._built = _ending(report.next_embargo), True
             self._plan_embargo()
         self.last_build = {
             "at": self.clock().isoformat(timespec="seconds"),
@@ -214,3 +214,12 @@ class Service:
             "scheduler": role if self.scheduling else "off",
             "last_build": self.last_build or None,
         }
+
+
+def _ending(embargo: datetime | None) -> datetime | None:
+    """The embargo's end, or None when it never ends: a date past year 9999 in UTC (an article
+    dated 9999-12-31 west of UTC), which the status and the scheduler could not hold."""
+    try:
+        return None if embargo is None else embargo.astimezone(UTC)
+    except OverflowError:
+        return None

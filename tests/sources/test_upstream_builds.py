@@ -93,3 +93,20 @@ def test_a_changed_upstream_is_written_again(server: FeedServer, tmp_path: Path)
     assert "rss.xml" in changed.written and "atom.xml" in changed.written
     unchanged = build_site(settings)
     assert unchanged.written == []
+
+
+def test_a_second_build_with_nothing_changed_upstream_writes_nothing(
+    server: FeedServer, tmp_path: Path
+) -> None:
+    feed = rss_feed("wire", {"Storm": "<p>Wind at 40 mph.</p>", "Ferry": "<p>Ferries run.</p>"})
+    server.route("/wire", Reply(headers={"Content-Type": RSS_TYPE}, body=feed))
+    settings = project(tmp_path, server, "wire")
+    first = build_site(settings)
+    assert "rss.xml" in first.written
+    before = {p: p.stat().st_mtime_ns for p in settings.output_dir.rglob("*") if p.is_file()}
+    second = build_site(settings)
+    assert second.problems == []
+    assert second.written == []
+    after = {p: p.stat().st_mtime_ns for p in settings.output_dir.rglob("*") if p.is_file()}
+    assert after == before  # not one file touched, none added or removed
+    assert len(server.requests_to("/wire")) == 2  # it did ask upstream again

@@ -8,6 +8,7 @@ import click
 
 from speakerfeed.actions.site import build_site, check_site
 from speakerfeed.cli.common import NO_FETCH, config_file, load, print_problems, progress_bar
+from speakerfeed.render.pages import local_time
 
 log = logging.getLogger("speakerfeed")
 
@@ -51,7 +52,7 @@ def check(ctx: click.Context, no_fetch: bool) -> None:
         click.echo(f"Embargoed until their time ({len(report.embargoed)}):")
         zone = settings.site.zone
         for article in report.embargoed:
-            when = article.published.astimezone(zone)
+            when = local_time(article.published, zone)  # total: a date of 9999 too
             click.echo(f"  {when:%Y-%m-%d %H:%M %Z}  {article.source}  {article.title}")
     errors = len(report.errors)
     click.echo(

@@ -13,7 +13,7 @@ of its own, with ids of their own, and a record of its own of what they held.
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from speakerfeed.config import ListSettings, Settings
@@ -51,7 +51,10 @@ def candidates(
     """The list's articles that a digest as of ``now`` may hold, if no digest held them yet:
     published (not a draft, not after ``now``: an embargoed article waits), with one of the
     list's tags, and not older than its ``max_age_days``; newest first."""
-    oldest = now - timedelta(days=list_settings.max_age_days)
+    try:
+        oldest = now - timedelta(days=list_settings.max_age_days)
+    except OverflowError:  # a clock near year 1 (a test's, a preview's): nothing is too old
+        oldest = datetime.min.replace(tzinfo=UTC)
     published = _published(articles, list_settings, now)
     return [article for article in published if article.published >= oldest]
 

@@ -39,7 +39,7 @@ from speakerfeed.config import ListSettings, Settings
 from speakerfeed.errors import ConfigError, Problem
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, RenderedDigest
-from speakerfeed.render.pages import html_datetime, text_direction
+from speakerfeed.render.pages import day_text, html_datetime, local_time, text_direction
 from speakerfeed.render.resources import host_of
 from speakerfeed.render.templates import loader, search_path
 
@@ -164,7 +164,7 @@ def our_hosts(settings: Settings) -> frozenset[str]:
 
 
 def _article_view(article: Article, zone: ZoneInfo, hosts: frozenset[str]) -> dict[str, str]:
-    published = article.published.astimezone(zone)
+    published = local_time(article.published, zone)
     # An image on another host (an upstream feed's, a CDN's) would tell that host who opened
     # the email: such a card goes without its image, and the link to the article stays.
     image = article.image if article.image and host_of(article.image.url) in hosts else None
@@ -172,7 +172,7 @@ def _article_view(article: Article, zone: ZoneInfo, hosts: frozenset[str]) -> di
         "title": article.title,
         "url": article.url,
         "date_iso": html_datetime(published),
-        "date_text": f"{published.day} {published:%B %Y}",
+        "date_text": day_text(published),
         "byline": _byline(article.authors),
         "summary": " ".join(article.summary.split()),
         "image_url": image.url if image else "",
@@ -190,7 +190,7 @@ def _reason(list_settings: ListSettings) -> str:
 
 def _long_date(moment: datetime) -> str:
     # Spelt out, not locale-formatted: the email's own words are English.
-    return f"{moment:%A} {moment.day} {moment:%B %Y}"
+    return f"{moment:%A} {day_text(moment)}"
 
 
 def _byline(authors: Sequence[str]) -> str:

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 from speakerfeed.models import Article
 from speakerfeed.render.feeds import FORMATS, FeedDocument
 from speakerfeed.render.pages import (
+    day_text,
     feed_label,
     format_label,
     html_datetime,
+    local_time,
     render_page,
     template_digest,
     text_direction,
@@ -78,12 +80,12 @@ def render_feed_page(doc: FeedDocument) -> bytes:
 
 
 def _item(article: Article, zone: ZoneInfo) -> dict[str, str]:
-    published = article.published.astimezone(zone)
+    published = local_time(article.published, zone)
     return {
         "title": article.title,
         # Only a web address becomes a link (an upstream feed's "javascript:" URL does not).
         "url": article.url if article.url.lower().startswith(("https://", "http://")) else "",
         "date_iso": html_datetime(published),
-        "date_text": f"{published.day} {published:%B %Y}",
+        "date_text": day_text(published),
         "summary": " ".join(article.summary.split()),
     }

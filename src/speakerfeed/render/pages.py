@@ -16,7 +16,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,11 @@ __all__ = [
     "DEFAULT_TEMPLATES_DIR",
     "FeedSetLink",
     "base_context",
+    "day_text",
     "feed_label",
     "format_label",
     "html_datetime",
+    "local_time",
     "render_feeds_index",
     "render_page",
     "template_digest",
@@ -107,7 +109,31 @@ def base_context(settings: Settings) -> dict[str, Any]:
 def html_datetime(moment: datetime) -> str:
     """A ``<time datetime>`` value: whole seconds, as HTML allows at most three fraction digits
     and nobody reads them."""
-    return moment.replace(microsecond=0).isoformat()
+    text = moment.replace(microsecond=0, tzinfo=None).isoformat()
+    offset = moment.utcoffset()
+    if offset is None:
+        return text
+    # HTML's offsets are hours and minutes: local mean time before ~1900 (Europe/London was
+    # -00:01:15) has seconds, which isoformat() would write and validators refuse.
+    minutes = round(offset.total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def local_time(moment: datetime, zone: tzinfo) -> datetime:
+    """``moment`` in ``zone``, for showing. Total, whatever the date: where the zone's offset
+    runs past the calendar (year 1 west of UTC, year 9999 east of it) the calendar's first or
+    last moment in that zone is shown instead of an OverflowError."""
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        edge = datetime.min if moment.year < datetime.max.year // 2 else datetime.max
+        return edge.replace(tzinfo=zone)
+
+
+def day_text(moment: datetime) -> str:
+    """The day as a reader sees it on a card: "3 December 2026"."""
+    return f"{moment.day} {moment:%B} {moment.year}"
 
 
 def feed_label(title: str, site_title: str) -> str:

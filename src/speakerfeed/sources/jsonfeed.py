@@ -61,4 +61,7 @@ def _from_iso(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(as_str(value))
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, 9999 west: kept at the edge, to be reported
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)

@@ -26,6 +26,7 @@ from speakerfeed.errors import FetchError, Problem
 from speakerfeed.models import Article, Image
 from speakerfeed.sources import safe_http
 from speakerfeed.sources.folder import article_fingerprint
+from speakerfeed.sources.upstream_dates import sane_dates
 from speakerfeed.sources.upstream_entry import Entry, UnreadableFeedError
 from speakerfeed.sources.upstream_parse import parse_feed
 from speakerfeed.sources.upstream_state import UpstreamState, load_state, save_state
@@ -49,8 +50,10 @@ def refresh_upstreams(settings: Settings, state_path: Path, now: datetime) -> Up
     fetched = fetch_all(settings.upstream, olds, settings.fetch)
     for upstream, old, outcome in zip(settings.upstream, olds, fetched, strict=True):
         state, upstream_problems = _refresh(upstream, settings.fetch, old, outcome, now)
+        state = _with_sane_dates(upstream, state, now)
         kept[upstream.name] = state
         problems += upstream_problems
+        problems += [Problem(upstream.name, line, warning=True) for line in state.bad_dates]
         articles += upstream_articles(upstream, state, now)
     try:
         save_state(state_path, kept)
@@ -109,6 +112,18 @@ def _refresh(
     state = UpstreamState(upstream.url, result.etag, result.last_modified, entries, first_seen)
     label = f"upstream {upstream.name!r}"
     return state, [Problem(upstream.name, f"{label}: {why}", warning=True) for why in skipped]
+
+
+def _with_sane_dates(
+    upstream: UpstreamSettings, state: UpstreamState, now: datetime
+) -> UpstreamState:
+    # Every state, a 304's and a failure's too: one saved before dates were checked is fixed.
+    entries, reasons = sane_dates(state.entries, state.first_seen, now)
+    if not reasons:
+        return state
+    where = f"upstream {upstream.name!r} ({upstream.url})"
+    notes = [*state.bad_dates, *(f"{where}: {why}" for why in reasons)]
+    return replace(state, entries=entries, bad_dates=notes)
 
 
 def _failure(upstream: UpstreamSettings, old: UpstreamState, error: Exception) -> Problem:

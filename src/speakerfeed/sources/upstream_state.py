@@ -28,6 +28,8 @@ class UpstreamState:
     last_modified: str | None = None
     entries: list[Entry] = field(default_factory=list)
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    # Why entries' dates were replaced (upstream_dates): reported on every build, a 304 too.
+    bad_dates: list[str] = field(default_factory=list)
 
 
 def load_state(path: Path) -> tuple[dict[str, UpstreamState], list[Problem]]:
@@ -71,6 +73,7 @@ def _state_to_json(state: UpstreamState) -> dict[str, Any]:
         "last_modified": state.last_modified,
         "entries": [_entry_to_json(e) for e in state.entries],
         "first_seen": {key: moment.isoformat() for key, moment in state.first_seen.items()},
+        "bad_dates": state.bad_dates,
     }
 
 
@@ -81,6 +84,7 @@ def _state_from_json(data: dict[str, Any]) -> UpstreamState:
         last_modified=data["last_modified"],
         entries=[_entry_from_json(e) for e in data["entries"]],
         first_seen={k: datetime.fromisoformat(v) for k, v in data["first_seen"].items()},
+        bad_dates=[str(line) for line in data.get("bad_dates", [])],
     )
 
 
