@@ -24,6 +24,18 @@ class SiteSettings(Section):
     article_path: str = Field(
         "/{slug}/", description="Path of an article on the site; must contain {slug}."
     )
+    favicon: str = Field(
+        "",
+        description="The site's icon on every page: an .svg, .png or .ico file, relative to "
+        "config.toml (at most 64 KB); empty: the icon shipped in templates/web/favicon.svg.",
+    )
+
+    @field_validator("favicon")
+    @classmethod
+    def _icon_file(cls, value: str) -> str:
+        if value and not value.lower().endswith((".svg", ".png", ".ico")):
+            raise ValueError(f"expected a path to an .svg, .png or .ico file, got {value!r}")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -19,14 +19,26 @@ from speakerfeed.config import Settings
 from speakerfeed.mail import placeholders
 from speakerfeed.models import RenderedDigest
 from speakerfeed.output import write_if_changed
-from speakerfeed.render.pages import base_context, html_datetime, render_page
+from speakerfeed.render.pages import (
+    ARCHIVE_FOLDER,
+    base_context,
+    html_datetime,
+    render_blocks,
+    render_page,
+)
 from speakerfeed.store.inclusions import PastDigest
 
-ARCHIVE_FOLDER = "digests"
+# The web copy sits at digests/<list>/<id>/: this leads back to the output folder's root.
+WEB_COPY_ROOT = "../../../"
+WEB_COPY_HEADER = "web/web_copy_header.html"
+# The email's skip link (templates/email/base.mjml.j2): the site's header goes right after it,
+# so the skip link stays the first thing a keyboard reaches.
+_SKIP_LINK = '<a class="sf-skip" href="#main">Skip to content</a>'
 
 
 def web_copy(rendered: RenderedDigest, settings: Settings) -> bytes:
-    """The digest's HTML as the public page: no name, and links to the general pages."""
+    """The digest's HTML as the public page: no name, links to the general pages, and the
+    site's header (name, navigation, sign-up call to action) that every page has."""
     values = {
         placeholders.NAME: "",
         placeholders.UNSUBSCRIBE_URL: escape(settings.app_url + "/unsubscribe/"),
@@ -35,7 +47,21 @@ def web_copy(rendered: RenderedDigest, settings: Settings) -> bytes:
     html = rendered.html
     for marker, value in values.items():
         html = html.replace(marker, value)
-    return html.encode("utf-8")
+    return _with_site_header(html, settings).encode("utf-8")
+
+
+def _with_site_header(html: str, settings: Settings) -> str:
+    context = base_context(settings, root=WEB_COPY_ROOT)
+    blocks = render_blocks(WEB_COPY_HEADER, context, templates_dir=settings.templates_dir)
+    html = html.replace("</head>", blocks["head"] + "</head>", 1)
+    if _SKIP_LINK in html:
+        return html.replace(_SKIP_LINK, _SKIP_LINK + blocks["header"], 1)
+    # An editor's email template without the skip link: the header opens the body.
+    body = html.find("<body")
+    if body < 0:
+        return html
+    opened = html.find(">", body) + 1
+    return html[:opened] + blocks["header"] + html[opened:]
 
 
 def _metadata(rendered: RenderedDigest) -> bytes:
@@ -118,7 +144,7 @@ def render_archive_index(settings: Settings, output_dir: Path) -> bytes:
         )
     return render_page(
         "web/digest_archive.html",
-        {**base_context(settings), "lists": lists},
+        {**base_context(settings, root="../"), "lists": lists},
         templates_dir=settings.templates_dir,
     )
 

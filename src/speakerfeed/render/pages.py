@@ -12,6 +12,7 @@ bytes, so an unchanged page is never rewritten.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from typing import Any
 import jinja2
 
 from speakerfeed.config import Settings
+from speakerfeed.errors import ConfigError, Problem
 from speakerfeed.render.feeds import FORMATS
 from speakerfeed.render.templates import (
     SHIPPED_TEMPLATES_DIR,
@@ -31,14 +33,19 @@ from speakerfeed.render.templates import (
 )
 
 __all__ = [
+    "ARCHIVE_FOLDER",
     "DEFAULT_TEMPLATES_DIR",
+    "FAVICON_TYPES",
     "FeedSetLink",
     "base_context",
     "day_text",
+    "favicon_data_url",
     "feed_label",
     "format_label",
     "html_datetime",
     "local_time",
+    "nav_links",
+    "render_blocks",
     "render_feeds_index",
     "render_page",
     "template_digest",
@@ -47,6 +54,14 @@ __all__ = [
 
 # The shipped templates (render.templates finds them in the package or the checkout).
 DEFAULT_TEMPLATES_DIR = SHIPPED_TEMPLATES_DIR
+
+# The digest archive's folder under the output root (digest.archive writes it).
+ARCHIVE_FOLDER = "digests"
+
+# The icon every page links to unless [site] favicon names another, and the types it may be.
+FAVICON = "web/favicon.svg"
+MAX_FAVICON_BYTES = 64 * 1024
+FAVICON_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
 
 # Names people know the formats by, for link text; a format missing here shows its key.
 _FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
@@ -94,16 +109,67 @@ def text_direction(language: str) -> str:
     return "rtl" if primary in _RTL_LANGUAGES else "ltr"
 
 
-def base_context(settings: Settings) -> dict[str, Any]:
-    """What ``templates/web/base.html`` needs; every page's context starts with it."""
+def base_context(settings: Settings, *, root: str = "/") -> dict[str, Any]:
+    """What ``templates/web/base.html`` needs; every page's context starts with it.
+
+    ``root`` is how the page reaches the output folder's root: "/" for the app's own pages
+    (``serve`` serves the output folder at "/"), or a relative prefix ("", "../") for a page
+    written into the output folder, so its links work from ``serve`` and from a static host
+    alike. The sign-up form lives only in the app: a written page links to it by
+    ``app_url``, an app page by its path.
+    """
     site = settings.site
+    in_app = root == "/"
+    signup_url = ""
+    if settings.lists:
+        signup_url = "/subscribe" if in_app else settings.app_url + "/subscribe"
     return {
         "lang": site.language,
         "dir": text_direction(site.language),
         "site_title": site.title,
         "site_url": site.url + "/",
         "site_description": site.description,
+        "nav": nav_links(settings, root=root, signup_url=signup_url),
+        "signup_url": signup_url,
+        "favicon": favicon_data_url(settings),
     }
+
+
+def nav_links(settings: Settings, *, root: str, signup_url: str) -> list[dict[str, str]]:
+    """The header's navigation: (label, href) of the sign-up form, the feeds index and the
+    digest archive; the last two only exist where there are lists or feeds to show."""
+    links = []
+    if signup_url:
+        links.append({"label": "Newsletters", "href": signup_url})
+    links.append({"label": "Feeds", "href": root or "./"})
+    if settings.lists:
+        links.append({"label": "Archive", "href": f"{root}{ARCHIVE_FOLDER}/"})
+    return links
+
+
+def favicon_data_url(settings: Settings) -> str:
+    """The site's icon as a data: URL for ``<link rel=icon>``: no request, no remote host, and
+    the same on a static host as under ``serve``. [site] favicon names the file; the shipped
+    SVG otherwise."""
+    configured = settings.site.favicon
+    path = settings.path(configured) if configured else SHIPPED_TEMPLATES_DIR / FAVICON
+    return _data_url(path.resolve())
+
+
+@functools.lru_cache(maxsize=8)
+def _data_url(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError([Problem("site.favicon", f"cannot read {path}: {reason}")]) from None
+    if len(data) > MAX_FAVICON_BYTES:
+        message = (
+            f"{path} is {len(data)} bytes; an icon inlined in every page must be at most 64 KB"
+        )
+        raise ConfigError([Problem("site.favicon", message)])
+    media_type = FAVICON_TYPES[path.suffix.lower()]
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def html_datetime(moment: datetime) -> str:
@@ -156,7 +222,7 @@ def render_feeds_index(
     site_title = settings.site.title
     feeds = [_feed_view(link, site_title) for link in feed_sets]
     context = {
-        **base_context(settings),
+        **base_context(settings, root=""),
         "main_feeds": [feed for feed in feeds if feed["is_main"]],
         "tag_feeds": [feed for feed in feeds if not feed["is_main"]],
         "feeds": feeds,
@@ -170,6 +236,16 @@ def render_page(name: str, context: dict[str, Any], *, templates_dir: Path | Non
     ``templates_dir`` is the editor's override folder, if any."""
     template = _environment(_resolve(templates_dir)).get_template(name)
     return (template.render(context).rstrip("\n") + "\n").encode("utf-8")
+
+
+def render_blocks(
+    name: str, context: dict[str, Any], *, templates_dir: Path | None = None
+) -> dict[str, str]:
+    """Each top-level block of a fragment template, rendered on its own (for HTML that is
+    put into another document at more than one place)."""
+    template = _environment(_resolve(templates_dir)).get_template(name)
+    scope = template.new_context(context)
+    return {block: "".join(render(scope)) for block, render in template.blocks.items()}
 
 
 def template_digest(names: Sequence[str], *, templates_dir: Path | None = None) -> str:

@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from speakerfeed.config import Settings
 from speakerfeed.service import Service
@@ -29,7 +30,7 @@ from speakerfeed.web.feeds import FeedFiles
 from speakerfeed.web.feeds import media_type_for as media_type_for
 from speakerfeed.web.feeds import wants_html as wants_html
 from speakerfeed.web.security_headers import SecurityHeaders
-from speakerfeed.web.site import Site
+from speakerfeed.web.site import Site, log
 from speakerfeed.webhooks.sendgrid import sendgrid_events_endpoint
 
 
@@ -66,9 +67,72 @@ def create_app(
     routes.append(Mount("/", app=files, name="feeds"))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders, settings=settings)],
+        # Inside SecurityHeaders, so the error pages (even a 500's) carry the headers too.
+        middleware=[
+            Middleware(SecurityHeaders, settings=settings),
+            Middleware(ErrorPages, site=site),
+        ],
         lifespan=None if service is None else lifespan_of(service),
     )
+
+
+class ErrorPages:
+    """ASGI middleware giving a 404, a 405 and an unexpected error the site's own page.
+
+    The output folder's server (web.feeds) and Starlette answer a missing path or a method a
+    route does not take with a plain-text body; that body is replaced by the page, keeping the
+    status and headers such as Allow. An exception before the response started becomes the 500
+    page; the traceback goes to the log, never to the reader.
+    """
+
+    STYLED = frozenset({404, 405})
+
+    def __init__(self, app: ASGIApp, site: Site) -> None:
+        self.app, self.site = app, site
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        replaced = False
+
+        async def send_styled(message: Message) -> None:
+            nonlocal started, replaced
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                if status in self.STYLED and _is_plain_text(headers):
+                    replaced = True
+                    await self._send_page(send, status, headers)
+                    return
+            elif replaced:
+                return  # the plain-text body the page stands in for
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_styled)
+        except Exception:
+            if started:
+                raise
+            log.exception("%s %s failed", scope.get("method", ""), scope.get("path", ""))
+            await self._send_page(send, 500, [])
+
+    async def _send_page(self, send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        body = self.site.error_page(status)
+        kept = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
+        kept += [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": kept})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _is_plain_text(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and v.startswith(b"text/plain") for k, v in headers)
 
 
 def health_endpoint(service: Service) -> Callable[[Request], Awaitable[Response]]:

@@ -31,6 +31,26 @@ log = logging.getLogger("speakerfeed.web")
 # these pages' too, are web.security_headers'.)
 NO_STORE = {"cache-control": "no-store"}
 
+# The answers web.app gives for an address with nothing there, a method a page does not take,
+# and a failure of ours: (title, message).
+ERROR_PAGES = {
+    404: (
+        "Page not found",
+        "There is nothing at this address. The link may be mistyped, or the page has moved. "
+        "The links at the top of this page lead to everything we publish.",
+    ),
+    405: (
+        "This page cannot do that",
+        "This address does not take that kind of request. If you pressed a button on one of "
+        "our pages, go back, reload the page and try again.",
+    ),
+    500: (
+        "Something went wrong on our side",
+        "We could not answer just now; the problem is ours, not yours, and it has been logged. "
+        "Please try again in a few minutes.",
+    ),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class LinkedPerson:
@@ -95,7 +115,18 @@ class Site:
     ) -> Response:
         """A page that says what went wrong and what to do (bad link, no CSRF token, too many)."""
         context = {"title": title, "message": message, "subscribe_url": "/subscribe"}
+        if not self.settings.lists:
+            context["subscribe_url"] = ""  # no list, no sign-up form
         return self.page(request, "web/problem.html", context, status=status, headers=headers)
+
+    def error_page(self, status: int) -> bytes:
+        """The page of a 404, 405 or 500: the site's layout, no form, no cookie, nothing from
+        the request (a 500 must not show what went wrong inside)."""
+        title, message = ERROR_PAGES[status]
+        signup = base_context(self.settings)["signup_url"]
+        context = {**base_context(self.settings), "title": title, "message": message}
+        context["subscribe_url"] = signup
+        return render_page("web/problem.html", context, templates_dir=self.templates_dir)
 
     def signed_link(self, request: Request, purpose: str) -> tuple[str, str] | None:
         """(list name, subscriber id) of a valid /<purpose>/{list_name}/{token} link, or None."""
