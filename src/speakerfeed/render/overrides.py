@@ -21,7 +21,13 @@ from speakerfeed.render.email import render_confirmation, render_digest
 from speakerfeed.render.feed_pages import feed_page_version, render_feed_page
 from speakerfeed.render.feeds import FeedDocument, FeedMeta
 from speakerfeed.render.lint import lint_digest
-from speakerfeed.render.pages import FeedSetLink, base_context, render_feeds_index, render_page
+from speakerfeed.render.pages import (
+    FeedSetLink,
+    base_context,
+    render_blocks,
+    render_feeds_index,
+    render_page,
+)
 from speakerfeed.render.templates import override_names
 
 __all__ = ["check_overrides"]
@@ -139,8 +145,19 @@ def _pages(settings: Settings, folder: Path) -> Iterator[Callable[[], object]]:
             "errors": {"timezone": "Choose a time zone from the list."},
             "saved": True,
             "lists": [(item, [("", "Every issue")]) for item in lists],
-            "time_zones": ["Europe/London", "Europe/Paris"],
+            "zone_groups": [
+                ("This newsletter's time zone", ("Europe/London",)),
+                ("Europe", ("Europe/Paris",)),
+            ],
             "action": "/preferences/x",
+        },
+        "web/unsubscribe_new_link.html": {
+            "title": "This link is not valid",
+            "list_name": first.name,
+            "values": {"email": "not-an-address"},
+            "errors": {"email": "Enter an email address in the right form."},
+            "action": "/unsubscribe/new-link",
+            "sent": False,
         },
         "web/problem.html": {
             "title": "This link is not valid",
@@ -154,6 +171,13 @@ def _pages(settings: Settings, folder: Path) -> Iterator[Callable[[], object]]:
     for name, context in contexts.items():
         yield functools.partial(render_page, name, {**common, **context}, templates_dir=folder)
     yield functools.partial(render_feed_page, _sample_feed_page(settings, folder))
+    # What a digest's web copy adds to the email's HTML (digest.archive.web_copy).
+    yield functools.partial(
+        render_blocks,
+        "web/web_copy_header.html",
+        base_context(settings, root="../../../"),
+        templates_dir=folder,
+    )
     yield lambda: render_feeds_index(
         settings,
         [FeedSetLink(settings.site.title, ""), FeedSetLink("News", "tags/news/")],

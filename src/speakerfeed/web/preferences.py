@@ -36,6 +36,30 @@ def time_zones() -> tuple[str, ...]:
     )
 
 
+# Region names as a reader looks for them; the IANA area name otherwise.
+_REGION_LABELS = {
+    "America": "Americas",
+    "Indian": "Indian Ocean",
+    "Atlantic": "Atlantic Ocean",
+    "Pacific": "Pacific Ocean",
+    "Arctic": "Arctic Ocean",
+}
+
+
+def zone_menu(first: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The time-zone menu as (group label, zones) pairs: ``first`` (the list's zone, what most
+    readers want) in a group of its own at the top, then every zone grouped by region."""
+    groups: dict[str, list[str]] = {}
+    for zone in time_zones():
+        if zone != first:
+            region = zone.split("/", 1)[0]
+            groups.setdefault(_REGION_LABELS.get(region, region), []).append(zone)
+    menu = [(label, tuple(zones)) for label, zones in sorted(groups.items())]
+    if first in time_zones():
+        menu.insert(0, ("This newsletter's time zone", (first,)))
+    return menu
+
+
 def routes(site: Site) -> list[Route]:
     pages = PreferencePages(site)
     return [
@@ -76,7 +100,7 @@ class PreferencePages:
             },
         }
         saved = request.query_params.get("saved") == "1"
-        return self._render(request, person.email, values, {}, saved=saved)
+        return self._render(request, linked.list_settings, person.email, values, {}, saved=saved)
 
     def _shown_cadence(self, list_name: str, cadence: str) -> str:
         """The choice to show as made: a cadence since removed from config.toml gets the list's
@@ -89,6 +113,7 @@ class PreferencePages:
     def _render(
         self,
         request: Request,
+        list_settings: ListSettings,
         email: str,
         values: dict[str, object],
         errors: dict[str, str],
@@ -103,7 +128,7 @@ class PreferencePages:
             "errors": errors,
             "saved": saved,
             "lists": [(item, cadence_choices(item)) for item in self.site.settings.lists],
-            "time_zones": time_zones(),
+            "zone_groups": zone_menu(list_settings.timezone or self.site.settings.site.timezone),
             "action": request.url.path,
         }
         return self.site.page(request, "web/preferences.html", context, status=status)
@@ -119,7 +144,9 @@ class PreferencePages:
         subscriber_id = linked.subscriber_id
         chosen, values, errors = self._read(form)
         if errors:
-            return self._render(request, linked.person.email, values, errors, status=422)
+            return self._render(
+                request, linked.list_settings, linked.person.email, values, errors, status=422
+            )
         who = visitor(request)
         offered = tuple(item.name for item in site.settings.lists)
 
