@@ -4,13 +4,14 @@ SQLite and PostgreSQL (the ``engine`` fixture), with every email kept for the te
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from starlette.routing import BaseRoute
 
 from speakerfeed.config import Settings
 from speakerfeed.models import Batch, DeliveryResult, Outcome
@@ -95,8 +96,14 @@ class ReaderSite:
 
 
 def start(
-    engine: Engine, root: Path, *, signup: dict[str, Any] | None = None, **sections: Any
+    engine: Engine,
+    root: Path,
+    *,
+    signup: dict[str, Any] | None = None,
+    routes: Sequence[BaseRoute] = (),
+    **sections: Any,
 ) -> Iterator[ReaderSite]:
+    """The app under uvicorn; ``routes`` go before the app's own (a route that fails, say)."""
     upgrade(engine)
     settings = make_project(
         root,
@@ -112,6 +119,7 @@ def start(
         return KeptMail(holder[0].outbox, fail=holder[0].fail_mail)
 
     app = create_app(settings, engine=engine, secret=SECRET, transport=transport)
+    app.router.routes[0:0] = routes
     with running(app, **server_options(settings.server)) as url:
         holder.append(ReaderSite(url, engine, settings))
         yield holder[0]

@@ -19,6 +19,7 @@ from speakerfeed.config import Settings
 from speakerfeed.models import Article
 from speakerfeed.render.feed_pages import feed_page_version
 from speakerfeed.render.feeds import FORMATS, FeedDocument, FeedMeta
+from speakerfeed.render.pages import favicon_data_url, signup_url_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,9 @@ def _documents_for(
         hub=feeds.websub_hub,
         site_title=settings.site.title,
         timezone=settings.site.timezone,
+        signup_url=signup_url_for(settings, in_app=False),
+        archive=bool(settings.lists),
+        favicon=favicon_data_url(settings),
     )
     oldest_first = feed_set.articles[::-1]
     # Archive pages hold as many items as the subscription document, so the items not yet on a

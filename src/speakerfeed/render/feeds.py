@@ -53,6 +53,11 @@ class FeedMeta:
     # For the feed's HTML page: the site it belongs to, and the time zone its dates are shown in.
     site_title: str = ""
     timezone: str = "UTC"
+    # The page's header and sign-up call to action (render.pages): the sign-up form's URL ("":
+    # none), whether there is a digest archive, and the site's icon as a data: URL.
+    signup_url: str = ""
+    archive: bool = False
+    favicon: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ __all__ = [
     "render_blocks",
     "render_feeds_index",
     "render_page",
+    "signup_url_for",
     "template_digest",
     "text_direction",
 ]
@@ -119,32 +120,37 @@ def base_context(settings: Settings, *, root: str = "/") -> dict[str, Any]:
     ``app_url``, an app page by its path.
     """
     site = settings.site
-    in_app = root == "/"
-    signup_url = ""
-    if settings.lists:
-        signup_url = "/subscribe" if in_app else settings.app_url + "/subscribe"
+    signup_url = signup_url_for(settings, in_app=root == "/")
     return {
         "lang": site.language,
         "dir": text_direction(site.language),
         "site_title": site.title,
         "site_url": site.url + "/",
         "site_description": site.description,
-        "nav": nav_links(settings, root=root, signup_url=signup_url),
+        "nav": nav_links(root=root, signup_url=signup_url, archive=bool(settings.lists)),
         "signup_url": signup_url,
         "favicon": favicon_data_url(settings),
     }
 
 
-def nav_links(settings: Settings, *, root: str, signup_url: str) -> list[dict[str, str]]:
-    """The header's navigation: (label, href) of the sign-up form, the feeds index and the
-    digest archive; the last two only exist where there are lists or feeds to show."""
+def nav_links(*, root: str, signup_url: str, archive: bool) -> list[dict[str, str]]:
+    """The header's navigation: (label, href) of the sign-up form (when there is one), the
+    feeds index and (when there are lists, so digests) the digest archive."""
     links = []
     if signup_url:
         links.append({"label": "Newsletters", "href": signup_url})
     links.append({"label": "Feeds", "href": root or "./"})
-    if settings.lists:
+    if archive:
         links.append({"label": "Archive", "href": f"{root}{ARCHIVE_FOLDER}/"})
     return links
+
+
+def signup_url_for(settings: Settings, *, in_app: bool) -> str:
+    """Where the sign-up form is: its path for the app's own pages, ``app_url`` for a page
+    written into the output folder (a static host has no form); "" without lists."""
+    if not settings.lists:
+        return ""
+    return "/subscribe" if in_app else settings.app_url + "/subscribe"
 
 
 def favicon_data_url(settings: Settings) -> str:
