@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 import httpx
 import lxml.html
 import pytest
+from playwright.sync_api import Page
 from sqlalchemy import Engine, update
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,7 +31,15 @@ from speakerfeed.render.email import render_digest
 from speakerfeed.render.pages import favicon_data_url
 from speakerfeed.store.engine import engine_for_url
 from speakerfeed.store.schema import subscribers
+from tests.render.test_email_nu import MJML_SCAFFOLDING
 from tests.render.test_feeds import _article
+from tests.support.browser import (
+    PageFactory,
+    assert_no_axe_violations,
+    check_skip_link,
+    horizontal_overflow,
+)
+from tests.support.nu import NuChecker
 from tests.support.project import make_project, markdown_article
 from tests.support.webapp import EMAIL, SECRET, ReaderSite, reader_site, start
 from tests.web.test_subscribers import confirmed, csrf_token
@@ -338,3 +347,56 @@ def test_the_time_zone_menu_is_grouped_by_region_with_the_lists_zone_first(
     assert options.count("Europe/London") == 1 and "America/Sao_Paulo" in options
     europe = groups[labels.index("Europe")]
     assert all(o.text.startswith("Europe/") for o in europe.iter("option"))
+
+
+# ----------------------------------------------------------------- Chromium, axe and Nu checks
+
+# The new and changed pages: (name, path); "405" is the answer to a PUT, shown as loaded.
+BROWSER_PAGES = [
+    ("404", "/no/such/page"),
+    ("405", "PUT /digests/"),
+    ("500", "/boom"),
+    ("expired unsubscribe link", "/unsubscribe/daily/expired-or-cut-short"),
+    ("new link sent", "/unsubscribe/new-link?sent=1"),
+    ("archive", "/digests/"),
+    ("feeds index", "/"),
+    ("feed page", "/tags/politics/atom.xml"),
+    ("web copy", WEB_COPY),
+]
+
+
+def _load(page: Page, site: ReaderSite, path: str) -> None:
+    if path.startswith("PUT "):
+        answer = httpx.put(site.url + path.removeprefix("PUT "), content=b"x")
+        assert answer.status_code == 405
+        page.set_content(answer.text, wait_until="load")
+        return
+    page.goto(site.url + path, wait_until="load")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [375, 1280])
+@pytest.mark.parametrize(("name", "path"), BROWSER_PAGES)
+def test_each_page_passes_axe_and_fits_without_javascript(
+    site: ReaderSite, open_page: PageFactory, name: str, path: str, width: int
+) -> None:
+    page = open_page(width=width)
+    _load(page, site, path)
+    check_skip_link(page)
+    assert_no_axe_violations(page, where=f"{name} at {width}px")
+    assert horizontal_overflow(page) == 0, f"{name} is wider than {width}px"
+    nav = page.locator("nav[aria-label=Site] a")
+    assert nav.all_inner_texts() == NAV, name
+    assert open_page.errors == []  # no page runs a script
+
+
+def test_the_pages_are_valid_html(site: ReaderSite, nu: NuChecker) -> None:
+    documents = {
+        f"{name}.html": get(site.url + path).content
+        for name, path in BROWSER_PAGES
+        if not path.startswith("PUT ")
+    }
+    documents["405.html"] = httpx.put(site.url + "/digests/", content=b"x").content
+    web_copy = documents.pop("web copy.html")
+    nu.assert_valid(documents)
+    nu.assert_valid({"web copy.html": web_copy}, ignore=MJML_SCAFFOLDING)
