@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from speakerfeed.actions.site import build_site
 from speakerfeed.digest.archive import write_digest_archive
 from speakerfeed.errors import ConfigError
 from speakerfeed.feeds.build import Builder
@@ -100,6 +102,11 @@ def local(site: ReaderSite, page_url: str, href: str) -> str:
     return site.url + target.removeprefix(APP) if target.startswith(APP) else target
 
 
+def parse(content: bytes) -> Any:
+    """The document, untyped: lxml's XPath answers are a union no test wants to narrow."""
+    return lxml.html.document_fromstring(content)
+
+
 def get(url: str, **headers: str) -> httpx.Response:
     return httpx.get(url, headers={"Accept": BROWSER_ACCEPT, **headers}, timeout=10)
 
@@ -127,7 +134,7 @@ def test_every_page_has_the_header_and_each_of_its_links_leads_somewhere(
     url = site.url + path
     response = get(url)
     assert response.status_code == status, response.text[:300]
-    doc = lxml.html.document_fromstring(response.content)
+    doc = parse(response.content)
     (nav,) = doc.xpath("//header//nav[@aria-label='Site']")
     links = {a.text_content().strip(): a.get("href") for a in nav.iter("a")}
     assert list(links) == NAV, f"{path}: {links}"
@@ -147,7 +154,7 @@ def test_the_feeds_index_archive_and_web_copies_ask_readers_to_sign_up(
     site: ReaderSite, path: str
 ) -> None:
     response = get(site.url + path)
-    doc = lxml.html.document_fromstring(response.content)
+    doc = parse(response.content)
     calls = [
         a.get("href")
         for a in doc.xpath("//main//a | //header//a")
@@ -174,7 +181,7 @@ def test_not_found_is_a_page_in_the_site_layout(site: ReaderSite) -> None:
     response = get(site.url + "/2026/no-such-article/")
     assert response.status_code == 404
     assert response.headers["content-type"] == "text/html; charset=utf-8"
-    doc = lxml.html.document_fromstring(response.content)
+    doc = parse(response.content)
     assert doc.findtext(".//h1") == "Page not found"
     assert doc.xpath("//title")[0].text == "Page not found · The Speaker"
     assert doc.xpath("//main//a[@href='/subscribe']")
@@ -336,7 +343,7 @@ def test_the_time_zone_menu_is_grouped_by_region_with_the_lists_zone_first(
         subscriber_id = confirmed(reader_site, client, "dee@example.org")
         token = tokens.sign(SECRET, "preferences", subscriber_id, "daily")
         page = client.get(f"/preferences/daily/{token}")
-    doc = lxml.html.document_fromstring(page.content)
+    doc = parse(page.content)
     groups = doc.xpath("//select[@id='timezone']/optgroup")
     labels = [group.get("label") for group in groups]
     assert labels[0] == "This newsletter's time zone"
@@ -400,3 +407,18 @@ def test_the_pages_are_valid_html(site: ReaderSite, nu: NuChecker) -> None:
     web_copy = documents.pop("web copy.html")
     nu.assert_valid(documents)
     nu.assert_valid({"web copy.html": web_copy}, ignore=MJML_SCAFFOLDING)
+
+
+def test_the_archive_the_header_links_to_exists_before_the_first_digest(
+    reader_site: ReaderSite, tmp_path: Path
+) -> None:
+    # Under `serve` (the app writes it when it starts) ...
+    archive = get(reader_site.url + "/digests/")
+    assert archive.status_code == 200 and "No digest yet" in archive.text
+    # ... and after `build`, for a static host.
+    settings = make_project(
+        tmp_path / "static", email=EMAIL, lists=[{"name": "daily", "title": "The Speaker Daily"}]
+    )
+    build_site(settings, fetch_upstreams=False)
+    written = (settings.output_dir / "digests" / "index.html").read_text(encoding="utf-8")
+    assert "The Speaker Daily" in written and "No digest yet" in written

@@ -6,6 +6,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from speakerfeed.config import Settings
+from speakerfeed.digest.archive import write_archive_index
 from speakerfeed.errors import Problem
 from speakerfeed.feeds.build import Builder, BuildReport
 from speakerfeed.render.overrides import check_overrides
@@ -27,10 +28,14 @@ def build_site(
 
     Only what changed is parsed and written again; a bad article is reported (its path and
     line, in ``problems``) and every other one still builds. An article dated after ``clock()``
-    is left out (listed in ``embargoed``)."""
-    return Builder(
+    is left out (listed in ``embargoed``). With lists, the digest archive's index is written
+    too (every page's header links to it, even before the first digest)."""
+    report = Builder(
         settings, fetch_upstreams=fetch_upstreams, progress=progress, clock=clock
     ).build()
+    if settings.lists:
+        write_archive_index(settings)
+    return report
 
 
 def check_site(

@@ -31,6 +31,7 @@ from speakerfeed.store.inclusions import PastDigest
 # The web copy sits at digests/<list>/<id>/: this leads back to the output folder's root.
 WEB_COPY_ROOT = "../../../"
 WEB_COPY_HEADER = "web/web_copy_header.html"
+ARCHIVE_INDEX = f"{ARCHIVE_FOLDER}/index.html"
 # The email's skip link (templates/email/base.mjml.j2): the site's header goes right after it,
 # so the skip link stays the first thing a keyboard reaches.
 _SKIP_LINK = '<a class="sf-skip" href="#main">Skip to content</a>'
@@ -91,10 +92,16 @@ def write_digest_archive(settings: Settings, rendered: RenderedDigest) -> list[s
         )
         if write_if_changed(root / relative, data)
     ]
-    index = f"{ARCHIVE_FOLDER}/index.html"
-    if write_if_changed(root / index, render_archive_index(settings, root)):
-        written.append(index)
+    if write_archive_index(settings):
+        written.append(ARCHIVE_INDEX)
     return written
+
+
+def write_archive_index(settings: Settings) -> bool:
+    """(Re)write the archive index from the digests there are: the header of every page links
+    to it, so it exists from the first build, before any digest ("No digest yet")."""
+    root = settings.output_dir
+    return write_if_changed(root / ARCHIVE_INDEX, render_archive_index(settings, root))
 
 
 def _records(output_dir: Path, list_name: str = "*") -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from speakerfeed.config import Settings
+from speakerfeed.digest.archive import write_archive_index
 from speakerfeed.service import Service
 from speakerfeed.transports.base import Transport
 from speakerfeed.web import leave, preferences, signup
@@ -47,6 +48,8 @@ def create_app(
     ``service`` (the scheduler and send loop) starts and stops with the app, and reports
     its health at /healthz."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
+    if settings.lists:
+        write_archive_index(settings)  # the header's "Archive" link leads somewhere from the start
     site = Site(
         settings=settings,
         engine=engine,
