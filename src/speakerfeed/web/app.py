@@ -123,15 +123,23 @@ class ErrorPages:
             await self._send_page(send, 500, [])
 
     async def _send_page(self, send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        body = self.site.error_page(status)
+        media_type = b"text/html; charset=utf-8"
+        try:
+            body = self.site.error_page(status)
+        except Exception:  # an editor's broken template: still an answer, with our headers
+            log.exception("the %d page could not be rendered", status)
+            body, media_type = ERROR_TEXT.get(status, b"Error"), b"text/plain; charset=utf-8"
         kept = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
         kept += [
-            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-type", media_type),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
         ]
         await send({"type": "http.response.start", "status": status, "headers": kept})
         await send({"type": "http.response.body", "body": body})
+
+
+ERROR_TEXT = {404: b"Not Found", 405: b"Method Not Allowed", 500: b"Internal Server Error"}
 
 
 def _is_plain_text(headers: list[tuple[bytes, bytes]]) -> bool:

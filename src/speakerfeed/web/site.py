@@ -123,9 +123,8 @@ class Site:
         """The page of a 404, 405 or 500: the site's layout, no form, no cookie, nothing from
         the request (a 500 must not show what went wrong inside)."""
         title, message = ERROR_PAGES[status]
-        signup = base_context(self.settings)["signup_url"]
         context = {**base_context(self.settings), "title": title, "message": message}
-        context["subscribe_url"] = signup
+        context["subscribe_url"] = context["signup_url"]
         return render_page("web/problem.html", context, templates_dir=self.templates_dir)
 
     def signed_link(self, request: Request, purpose: str) -> tuple[str, str] | None:
