@@ -85,7 +85,11 @@ def test_a_file_without_an_email_column_imports_nothing(engine: Engine, tmp_path
     path = _write(tmp_path / "list.csv", b"address,name\nann@example.org,Ann\n")
     report = import_csv(engine, path, "daily", secret=SECRET, confirmed=True)
     assert [(p.line, p.message) for p in report.problems] == [
-        (1, "no 'email' column in the header; nothing imported")
+        (
+            1,
+            "no 'email' column in the header; found 'address', 'name' with the delimiter"
+            " guessed as comma (,); nothing imported",
+        )
     ]
     assert _emails(engine) == {}
 
@@ -106,7 +110,7 @@ def test_unsubscribed_and_suppressed_addresses_are_never_added_again(
         b"new@example.org,\n",
     )
     # batch=1: each row in its own transaction, so batching cannot hide a row-level mistake.
-    report = import_csv(engine, path, "daily", secret=SECRET, confirmed=True, batch=1)
+    report = import_csv(engine, path, "daily", secret=SECRET, confirmed=True, update=True, batch=1)
     assert report.problems == []
     assert (report.rows, report.added, report.updated, report.skipped) == (4, 1, 1, 2)
     assert _emails(engine) == {

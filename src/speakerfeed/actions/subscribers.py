@@ -114,11 +114,15 @@ def import_subscribers(
     path: Path,
     *,
     confirmed: bool = False,
+    update: bool = False,
+    dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Import the CSV file at ``path`` (an email column; name and timezone optional) into the
-    list: pending unless ``confirmed``; suppressed or unsubscribed addresses are left alone;
-    each bad row is a problem with its line, and the others are imported."""
+    """Import the CSV file at ``path`` (an email column; name and timezone optional; comma,
+    semicolon or tab between fields) into the list: pending unless ``confirmed``; suppressed or
+    unsubscribed addresses are left alone; each bad row is a problem with its line, and the
+    others are imported. Stored names and time zones are kept unless ``update``; ``dry_run``
+    reports what would happen and writes nothing."""
     settings.require_list(list_name)
     return import_csv(
         store.engine,
@@ -126,6 +130,8 @@ def import_subscribers(
         list_name,
         secret=store.secret,
         confirmed=confirmed,
+        update=update,
+        dry_run=dry_run,
         progress=progress,
     )
 

@@ -49,26 +49,50 @@ def _status(value: str | None) -> Status | None:
     is_flag=True,
     help='The addresses have consented: subscribe them confirmed, with consent "imported".',
 )
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Replace the names and time zones stored with the file's [default: keep those stored, "
+    "which readers may have chosen, and only fill in missing ones].",
+)
+@click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def subscribers_import(
-    ctx: click.Context, file: Path, list_name: str, confirmed: bool, quiet: bool
+    ctx: click.Context,
+    file: Path,
+    list_name: str,
+    confirmed: bool,
+    update: bool,
+    dry_run: bool,
+    quiet: bool,
 ) -> None:
     """Import FILE (CSV with an email column; name and timezone optional) into LIST.
 
-    Without --confirmed new subscriptions are pending (they need double opt-in). Suppressed or
+    Fields may be separated by commas, semicolons or tabs (guessed from the header). Without
+    --confirmed new subscriptions are pending (they need double opt-in). Suppressed or
     unsubscribed addresses are never subscribed again. Every bad row is reported with its line
-    and the rest are imported; exits with 1 if any row was rejected.
+    and the rest are imported; a row whose time zone is unknown is imported without it (and
+    reported). Exits with 1 if any row was rejected.
     """
     from speakerfeed.actions.subscribers import import_subscribers
 
     settings = load(ctx)
     with store(ctx, settings, list_name) as opened, progress_bar(not quiet) as progress:
         report = import_subscribers(
-            settings, opened, list_name, file, confirmed=confirmed, progress=progress
+            settings,
+            opened,
+            list_name,
+            file,
+            confirmed=confirmed,
+            update=update,
+            dry_run=dry_run,
+            progress=progress,
         )
     print_problems(report.problems)
     click.echo(f"{file} → {list_name}: {report.summary()}")
+    if dry_run:
+        click.echo("dry run: nothing was written")
     if report.rejected:
         ctx.exit(1)
 
