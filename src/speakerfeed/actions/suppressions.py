@@ -17,11 +17,10 @@ from speakerfeed.actions.subscribers import checked_address
 from speakerfeed.config import Settings
 from speakerfeed.errors import SpeakerfeedError
 from speakerfeed.store import suppressions as repo
-from speakerfeed.store.schema import SUPPRESSION_REASONS
 from speakerfeed.store.subscribers import address_hash
 from speakerfeed.store.suppressions import LiftRecord
 
-REASONS = SUPPRESSION_REASONS
+REASONS = repo.REASONS
 # Lifted on a consent note alone: the person left, or an editor blocked the address.
 LIFTABLE = ("unsubscribed", "manual")
 MAX_NOTE = 2_000

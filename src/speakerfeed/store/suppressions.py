@@ -13,8 +13,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, select
 
-from speakerfeed.store.schema import subscribers, suppression_lifts, suppressions
+from speakerfeed.store.schema import (
+    SUPPRESSION_REASONS,
+    subscribers,
+    suppression_lifts,
+    suppressions,
+)
 from speakerfeed.store.subscribers import AddressHasher
+
+REASONS = SUPPRESSION_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +78,9 @@ def list_all(conn: Connection, reason: str | None = None) -> list[Suppression]:
     if reason is not None:
         query = query.where(suppressions.c.reason == reason)
     query = query.order_by(suppressions.c.created_at.desc(), suppressions.c.address_hash)
-    return [Suppression(row.address_hash, row.reason, row.created_at) for row in conn.execute(query)]
+    return [
+        Suppression(row.address_hash, row.reason, row.created_at) for row in conn.execute(query)
+    ]
 
 
 def stored_addresses(
