@@ -319,3 +319,26 @@ def test_without_a_secret_key_sqlite_keeps_one_in_var_and_postgresql_asks(projec
     assert refused.returncode == 1
     assert "SPEAKERFEED_SECRET_KEY: not set: with PostgreSQL" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_import_progress_counts_the_file_in_bytes_in_steps_that_add_up_to_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    upgrade(engine)
+    rows = "".join(f"reader{n}@example.org,Réader {n}\n" for n in range(25_000))
+    path = _write(tmp_path / "in.csv", ("email,name\n" + rows).encode())
+    calls: list[tuple[str, int, int]] = []
+    report = import_csv(
+        engine,
+        path,
+        "daily",
+        secret=SECRET,
+        confirmed=False,
+        progress=lambda phase, step, total: calls.append((phase, step, total)),
+    )
+    assert report.added == 25_000
+    size = path.stat().st_size
+    # Steps, as every bar's caller gives them (click adds them up), of one total: the bytes.
+    assert {(phase, total) for phase, _, total in calls} == {("import", size)}
+    assert all(step >= 0 for _, step, _ in calls) and len(calls) == 3
+    assert sum(step for _, step, _ in calls) == size
