@@ -257,7 +257,7 @@ def test_cli_import_reports_problems_and_exits_1_then_export_show_erase(project:
 
     shown = json.loads(_run(project, "show", "ann@example.org").stdout)
     assert shown["consent_records"][0]["action"] == "imported"
-    erased = _run(project, "erase", "ann@example.org")
+    erased = _run(project, "erase", "ann@example.org", "--yes")
     assert erased.returncode == 0, erased.stderr
     shown = json.loads(_run(project, "show", "ann@example.org").stdout)
     assert shown["subscriber"] is None and shown["suppression"]["reason"] == "erased"

@@ -93,7 +93,7 @@ def stored_addresses(
     wanted = set(hashes)
     hasher = AddressHasher(secret)
     found: dict[str, str] = {}
-    rows = conn.execution_options(yield_per=batch).execute(select(subscribers.c.email))
+    rows = conn.execute(select(subscribers.c.email).execution_options(yield_per=batch))
     for (email,) in rows:
         hashed = hasher.digest(email.encode("utf-8")).hex()
         if hashed in wanted:
