@@ -205,7 +205,9 @@ def test_import_export_and_erase(store: Store, settings: Settings, tmp_path: Pat
         ("cat@example.org", "Cat", "confirmed"),
     ]
 
-    assert erase_subscriber(settings, store, "ann@example.org") == Erased("ann@example.org", True)
+    assert erase_subscriber(settings, store, "ann@example.org") == Erased(
+        "ann@example.org", True, True
+    )
     gone = show_subscriber(settings, store, "ann@example.org")
     assert gone.subscriber is None and gone.subscriptions == ()
     assert gone.suppression is not None and gone.suppression["reason"] == "erased"

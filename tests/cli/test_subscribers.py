@@ -85,7 +85,11 @@ def test_a_file_without_an_email_column_imports_nothing(engine: Engine, tmp_path
     path = _write(tmp_path / "list.csv", b"address,name\nann@example.org,Ann\n")
     report = import_csv(engine, path, "daily", secret=SECRET, confirmed=True)
     assert [(p.line, p.message) for p in report.problems] == [
-        (1, "no 'email' column in the header; nothing imported")
+        (
+            1,
+            "no 'email' column in the header; found 'address', 'name' with the delimiter"
+            " guessed as comma (,); nothing imported",
+        )
     ]
     assert _emails(engine) == {}
 
@@ -106,7 +110,7 @@ def test_unsubscribed_and_suppressed_addresses_are_never_added_again(
         b"new@example.org,\n",
     )
     # batch=1: each row in its own transaction, so batching cannot hide a row-level mistake.
-    report = import_csv(engine, path, "daily", secret=SECRET, confirmed=True, batch=1)
+    report = import_csv(engine, path, "daily", secret=SECRET, confirmed=True, update=True, batch=1)
     assert report.problems == []
     assert (report.rows, report.added, report.updated, report.skipped) == (4, 1, 1, 2)
     assert _emails(engine) == {
@@ -253,7 +257,7 @@ def test_cli_import_reports_problems_and_exits_1_then_export_show_erase(project:
 
     shown = json.loads(_run(project, "show", "ann@example.org").stdout)
     assert shown["consent_records"][0]["action"] == "imported"
-    erased = _run(project, "erase", "ann@example.org")
+    erased = _run(project, "erase", "ann@example.org", "--yes")
     assert erased.returncode == 0, erased.stderr
     shown = json.loads(_run(project, "show", "ann@example.org").stdout)
     assert shown["subscriber"] is None and shown["suppression"]["reason"] == "erased"
@@ -315,3 +319,26 @@ def test_without_a_secret_key_sqlite_keeps_one_in_var_and_postgresql_asks(projec
     assert refused.returncode == 1
     assert "SPEAKERFEED_SECRET_KEY: not set: with PostgreSQL" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_import_progress_counts_the_file_in_bytes_in_steps_that_add_up_to_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    upgrade(engine)
+    rows = "".join(f"reader{n}@example.org,Réader {n}\n" for n in range(25_000))
+    path = _write(tmp_path / "in.csv", ("email,name\n" + rows).encode())
+    calls: list[tuple[str, int, int]] = []
+    report = import_csv(
+        engine,
+        path,
+        "daily",
+        secret=SECRET,
+        confirmed=False,
+        progress=lambda phase, step, total: calls.append((phase, step, total)),
+    )
+    assert report.added == 25_000
+    size = path.stat().st_size
+    # Steps, as every bar's caller gives them (click adds them up), of one total: the bytes.
+    assert {(phase, total) for phase, _, total in calls} == {("import", size)}
+    assert all(step >= 0 for _, step, _ in calls) and len(calls) == 3
+    assert sum(step for _, step, _ in calls) == size

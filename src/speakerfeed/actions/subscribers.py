@@ -8,19 +8,28 @@ from their last list also suppresses the address, as the readers' unsubscribe pa
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
 from speakerfeed.actions.database import Store
 from speakerfeed.config import Settings
-from speakerfeed.errors import AddressError, SuppressedAddressError, UnsubscribedAddressError
+from speakerfeed.errors import (
+    AddressError,
+    SuppressedAddressError,
+    TransportError,
+    UnsubscribedAddressError,
+)
+from speakerfeed.models import Batch, Outcome, Subscriber
 from speakerfeed.store import memberships, people
 from speakerfeed.store import subscribers as repo
+from speakerfeed.store import suppressions as suppression_records
 from speakerfeed.store.importer import ImportReport, Progress, import_csv
-from speakerfeed.subscriptions import membership
+from speakerfeed.subscriptions import confirmation, membership
+from speakerfeed.transports.base import Transport
 
 # Who is asking, in the consent records of an editor's changes.
 EDITOR = membership.Visitor(ip="", user_agent="speakerfeed CLI")
@@ -107,6 +116,89 @@ def remove_subscriber(settings: Settings, store: Store, list_name: str, email: s
     return Unsubscribed(address, list_name, on_list, suppressed)
 
 
+@dataclass(frozen=True, slots=True)
+class Resent:
+    """One confirmation an editor asked to send again, and what became of it."""
+
+    address: str
+    outcome: str  # "sent", "failed", or a membership.Resend value other than "send"
+    detail: str = ""
+
+    @property
+    def sent(self) -> bool:
+        return self.outcome == "sent"
+
+
+def resend_confirmations(
+    settings: Settings,
+    store: Store,
+    list_name: str,
+    transport: Transport,
+    *,
+    emails: Sequence[str] = (),
+    pending_for: timedelta | None = None,
+    now: datetime | None = None,
+) -> list[Resent]:
+    """Send the confirmation email again to the list's pending ``emails``, or (with
+    ``pending_for``) to everyone pending on the list for at least that long, by the sign-up's
+    rules (subscriptions.membership.request_resend): never to a suppressed address, and within
+    the per-address limit. Each is recorded (a consent record with the Message-ID) before it
+    is sent; one failure does not stop the others."""
+    list_settings = settings.require_list(list_name)
+    moment = now or datetime.now(UTC)
+    # (subscriber id, or None for an address no one holds; the address as messages show it)
+    targets: list[tuple[str | None, str]] = []
+    with store.engine.connect() as conn:
+        if pending_for is not None:
+            for subscriber_id in memberships.pending_before(conn, list_name, moment - pending_for):
+                targets.append((subscriber_id, ""))
+        else:
+            for email in emails:
+                person = repo.find_by_email(conn, checked_address(email))
+                targets.append((None if person is None else person.id, checked_address(email)))
+    limit = confirmation.mail_limit(settings)
+    results: list[Resent] = []
+    with transport:
+        for target, shown in targets:
+            message_id = confirmation.new_message_id(settings)
+            with store.engine.begin() as conn:
+                address = None if target is None else membership.email_of(conn, target)
+                if target is None or address is None:  # no one holds it (or erased meanwhile)
+                    results.append(Resent(shown, "not-pending", "no subscriber has the address"))
+                    continue
+                outcome = membership.request_resend(
+                    conn,
+                    secret=store.secret,
+                    subscriber_id=target,
+                    list_name=list_name,
+                    visitor=EDITOR,
+                    form=EDITOR_FORM,
+                    message_id=message_id,
+                    limit=limit,
+                    now=moment,
+                )
+                profile = memberships.profile(conn, target)
+            if outcome is not membership.Resend.SEND or profile is None:
+                results.append(Resent(address, outcome.value))
+                continue
+            url = confirmation.confirm_url(settings, store.secret, target, list_name)
+            batch = confirmation.confirmation_batch(
+                settings, list_settings, Subscriber(target, address, profile.name), url, message_id
+            )
+            results.append(_deliver(transport, batch, address))
+    return results
+
+
+def _deliver(transport: Transport, batch: Batch, address: str) -> Resent:
+    try:
+        (result,) = transport.send(batch)
+    except TransportError as exc:
+        return Resent(address, "failed", str(exc))
+    if result.outcome is not Outcome.SENT:
+        return Resent(address, "failed", f"{result.outcome.value}: {result.detail}".strip())
+    return Resent(address, "sent")
+
+
 def import_subscribers(
     settings: Settings,
     store: Store,
@@ -114,11 +206,15 @@ def import_subscribers(
     path: Path,
     *,
     confirmed: bool = False,
+    update: bool = False,
+    dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Import the CSV file at ``path`` (an email column; name and timezone optional) into the
-    list: pending unless ``confirmed``; suppressed or unsubscribed addresses are left alone;
-    each bad row is a problem with its line, and the others are imported."""
+    """Import the CSV file at ``path`` (an email column; name and timezone optional; comma,
+    semicolon or tab between fields) into the list: pending unless ``confirmed``; suppressed or
+    unsubscribed addresses are left alone; each bad row is a problem with its line, and the
+    others are imported. Stored names and time zones are kept unless ``update``; ``dry_run``
+    reports what would happen and writes nothing."""
     settings.require_list(list_name)
     return import_csv(
         store.engine,
@@ -126,6 +222,8 @@ def import_subscribers(
         list_name,
         secret=store.secret,
         confirmed=confirmed,
+        update=update,
+        dry_run=dry_run,
         progress=progress,
     )
 
@@ -198,16 +296,25 @@ def show_subscriber(settings: Settings, store: Store, email: str) -> StoredPerso
 @dataclass(frozen=True, slots=True)
 class Erased:
     address: str
-    found: bool  # False: nothing was stored (the hash is suppressed all the same)
+    found: bool  # False: no subscriber was stored under the address
+    suppressed: bool  # its hash is now suppressed (reason "erased")
 
 
-def erase_subscriber(settings: Settings, store: Store, email: str) -> Erased:
-    """Delete the address and everything tied to it, keeping only its hash, suppressed (reason
-    "erased"), so it cannot be imported or subscribed again."""
+def erase_subscriber(
+    settings: Settings, store: Store, email: str, *, block: bool = False
+) -> Erased:
+    """Delete the address and everything tied to it (its suppressions' lift records too),
+    keeping only its hash, suppressed (reason "erased"), so it cannot be imported or subscribed
+    again. An address no subscriber holds is left alone (a typo must not block a stranger)
+    unless ``block``: then its hash is suppressed all the same."""
     address = checked_address(email)
     with store.engine.begin() as conn:
+        held = repo.find_by_email(conn, address) is not None
+        if not held and not block:
+            return Erased(address, found=False, suppressed=False)
         found = people.erase(conn, address, store.secret)
-    return Erased(address, found)
+        suppression_records.forget_lifts(conn, repo.address_hash(store.secret, address))
+    return Erased(address, found, suppressed=True)
 
 
 def _status(status: Status | None) -> str | None:

@@ -21,6 +21,7 @@ from speakerfeed.cli.schedule import schedule_group
 from speakerfeed.cli.send import send, sends
 from speakerfeed.cli.site import build, check, serve, worker
 from speakerfeed.cli.subscribers import subscribers
+from speakerfeed.cli.suppressions import suppressions
 from speakerfeed.config import config_path
 from speakerfeed.errors import SpeakerfeedError
 
@@ -52,6 +53,7 @@ for command in (
     digest,
     db,
     subscribers,
+    suppressions,
     send,
     sends,
     schedule_group,

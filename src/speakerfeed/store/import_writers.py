@@ -216,8 +216,9 @@ class Target:
     checks) into one pass along each index.
     """
 
-    def __init__(self, list_name: str, form: str, confirmed: bool):
+    def __init__(self, list_name: str, form: str, confirmed: bool, *, update: bool = False):
         self.list_name, self.form, self.confirmed = list_name, form, confirmed
+        self.update = update  # the file's names and time zones replace those stored
 
     def apply(self, conn: Connection, stage: _Stage, staged: int) -> tuple[int, int, int]:
         """(added, updated, skipped) for the ``staged`` rows, which are then cleared."""
@@ -243,7 +244,7 @@ class Target:
         were skipped (unsubscribed from the list)."""
         _run(conn, _MARK_EXISTING)
         skipped = _run(conn, _DROP_UNSUBSCRIBED, self.list_name)
-        _run(conn, _RENAME)
+        _run(conn, _RENAME if self.update else _FILL_BLANKS)
         status = "confirmed" if self.confirmed else "pending"
         subscribe = (
             f"{_SUBSCRIBE} WHERE existing = 1 ORDER BY id ON CONFLICT (subscriber_id, list_name)"
@@ -282,13 +283,24 @@ _DROP_UNSUBSCRIBED = (
     " (SELECT 1 FROM subscriptions t WHERE t.subscriber_id = import_stage.id"
     " AND t.list_name = ? AND t.status = 'unsubscribed'))"
 )
-# Only the values the file gives: an empty cell never wipes a stored name.
+# --update: the values the file gives replace those stored; an empty cell never wipes a name.
 _RENAME = (
     "UPDATE subscribers SET"
     " name = CASE WHEN st.name = '' THEN subscribers.name ELSE st.name END,"
     " timezone = CASE WHEN st.timezone = '' THEN subscribers.timezone ELSE st.timezone END"
     " FROM import_stage st WHERE st.existing = 1 AND subscribers.id = st.id"
     " AND (st.name <> '' OR st.timezone <> '')"
+)
+# Otherwise a stored name or time zone, which the reader may have chosen on the preferences
+# page, is kept: the file only fills in those that are empty.
+_FILL_BLANKS = (
+    "UPDATE subscribers SET"
+    " name = CASE WHEN subscribers.name = '' THEN st.name ELSE subscribers.name END,"
+    " timezone = CASE WHEN subscribers.timezone = '' THEN st.timezone"
+    " ELSE subscribers.timezone END"
+    " FROM import_stage st WHERE st.existing = 1 AND subscribers.id = st.id"
+    " AND ((st.name <> '' AND subscribers.name = '')"
+    " OR (st.timezone <> '' AND subscribers.timezone = ''))"
 )
 _SUBSCRIBE = (
     "INSERT INTO subscriptions (subscriber_id, list_name, status, created_at, updated_at)"

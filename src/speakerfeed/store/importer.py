@@ -19,7 +19,9 @@ This module reads and checks the rows; speakerfeed.store.import_writers writes t
 from __future__ import annotations
 
 import csv
+import functools
 import re
+import zoneinfo
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -33,12 +35,16 @@ from speakerfeed.errors import Problem
 from speakerfeed.store.import_writers import Batches, Target, Writer
 from speakerfeed.store.subscribers import AddressHasher
 
+# (phase, bytes read since the last call, bytes in the file): steps, as every bar's caller gives.
 Progress = Callable[[str, int, int], None]
 KNOWN_COLUMNS = ("email", "name", "timezone")
+# What spreadsheet programs write: comma, semicolon where the comma is the decimal mark, tab.
+DELIMITERS = (",", ";", "\t")
+_DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab"}
 # Stricter than normalise_email, which only needs an @: an import is where typos arrive in bulk.
 _ADDRESS = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+")
 _MAX_ADDRESS = 320
-_MAX_TIMEZONE = 64
+_MAX_TIMEZONE = 64  # the column's width; only in messages now, as every zone name is shorter
 # Concurrent writers per engine; PostgreSQL's server does most of the work, in one process per
 # connection, so two connections use both cores. SQLite allows one writer at a time.
 _WRITERS = {"postgresql": 2}
@@ -66,8 +72,17 @@ class ImportReport:
 class _Reader:
     """Lines of the file as parsed CSV rows with their line numbers; problems collected."""
 
-    def __init__(self, stream: BinaryIO, where: str, progress: Progress | None, total: int):
+    def __init__(
+        self,
+        stream: BinaryIO,
+        where: str,
+        progress: Progress | None,
+        total: int,
+        delimiter: str = ",",
+    ):
         self.stream, self.where, self.progress, self.total = stream, where, progress, total
+        self.delimiter = delimiter
+        self.reported = 0  # bytes already passed to progress
         self.line = 0
         self.undecodable = 0  # lines that never reach the CSV parser, counted as rows read
         self.problems: list[Problem] = []
@@ -76,7 +91,7 @@ class _Reader:
         for number, raw in enumerate(self.stream, 1):
             self.line = number
             if number % 10_000 == 0 and self.progress is not None:
-                self.progress("import", self.stream.tell(), self.total)
+                self._advance(self.stream.tell())
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a BOM, as spreadsheet programs write
             try:
@@ -85,12 +100,18 @@ class _Reader:
                 self.undecodable += 1
                 self.problem(f"not UTF-8 (byte {exc.start + 1} of the line); line skipped")
 
+    def _advance(self, position: int) -> None:
+        """Tell progress how many bytes were read since last time: the bar counts bytes too."""
+        assert self.progress is not None
+        self.progress("import", position - self.reported, self.total)
+        self.reported = position
+
     def problem(self, message: str, *, warning: bool = False, line: int | None = None) -> None:
         self.problems.append(Problem(self.where, message, line or self.line, warning))
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         # A quoted field may span lines; it is then numbered by the line where it ends.
-        parsed = csv.reader(self._text_lines())
+        parsed = csv.reader(self._text_lines(), delimiter=self.delimiter)
         while True:
             try:
                 fields = next(parsed)
@@ -101,7 +122,7 @@ class _Reader:
                 continue
             yield self.line, fields
         if self.progress is not None:
-            self.progress("import", self.total, self.total)
+            self._advance(self.total)
 
 
 def import_csv(
@@ -111,6 +132,8 @@ def import_csv(
     *,
     secret: bytes,
     confirmed: bool,
+    update: bool = False,
+    dry_run: bool = False,
     batch: int = 100_000,
     progress: Progress | None = None,
 ) -> ImportReport:
@@ -119,17 +142,29 @@ def import_csv(
     Columns by header: ``email`` (required), ``name``, ``timezone``. With ``confirmed`` the
     subscriptions are confirmed and each gets a consent record (action "imported", form = the
     file's name); without, new subscriptions are pending (they need double opt-in) and an
-    existing subscription keeps its status. Each ``batch`` rows are written in one transaction
-    (unless the connection given is already in one: then the caller's transaction holds them all).
+    existing subscription keeps its status. A stored subscriber keeps the name and time zone
+    they have (a reader may have chosen them) and only gets those they lack, unless ``update``:
+    then the file's non-empty values replace them. Each ``batch`` rows are written in one
+    transaction (unless the connection given is already in one: then the caller's transaction
+    holds them all). With ``dry_run`` everything is done in one transaction that is rolled
+    back: the report is the one a real import would give, and nothing is kept.
     """
     if not secret:
         raise ValueError("the secret is needed to match addresses against the suppression list")
     if batch < 1:
         raise ValueError("batch must be at least 1")
-    target = Target(list_name, Path(path).name, confirmed)
+    target = Target(list_name, Path(path).name, confirmed, update=update)
     if isinstance(conn_or_engine, Connection):
         writers = [Writer(conn_or_engine, target, threaded=False)]
         return _import(writers, Path(path), secret, batch, progress)
+    if dry_run:
+        with conn_or_engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                writers = [Writer(conn, target, threaded=False)]
+                return _import(writers, Path(path), secret, batch, progress)
+            finally:
+                transaction.rollback()
     with ExitStack() as stack:
         count = _WRITERS.get(conn_or_engine.dialect.name, 1)
         connections = [stack.enter_context(conn_or_engine.connect()) for _ in range(count)]
@@ -142,7 +177,8 @@ def _import(
 ) -> ImportReport:
     report = ImportReport()
     with path.open("rb") as stream:
-        reader = _Reader(stream, str(path), progress, path.stat().st_size)
+        delimiter = guess_delimiter(stream)
+        reader = _Reader(stream, str(path), progress, path.stat().st_size, delimiter)
         rows = reader.rows()
         columns, width = _header(reader, rows)
         if columns is not None:
@@ -174,6 +210,7 @@ def _check_rows(
     address = _ADDRESS.fullmatch
     digest = AddressHasher(secret).digest
     seen = _Seen()
+    known_zones = _known_zones()
     for line, fields in rows:
         if len(fields) != width or not (email := fields[email_at].strip().lower()):
             message = _unusable(fields, width)
@@ -189,14 +226,42 @@ def _check_rows(
             continue
         name = "" if name_at is None else fields[name_at].strip()
         zone = "" if zone_at is None else fields[zone_at].strip()
-        if len(zone) > _MAX_TIMEZONE:
-            reader.problem(f"time zone longer than {_MAX_TIMEZONE} characters", line=line)
-            continue
+        if zone and zone not in known_zones:
+            # The address is good: import it, on the list's own time zone, and say so.
+            shown = zone if len(zone) <= _MAX_TIMEZONE else zone[:_MAX_TIMEZONE] + "…"
+            reader.problem(
+                f"unknown time zone {shown!r} (expected an IANA name such as Europe/London);"
+                " imported without one",
+                line=line,
+                warning=True,
+            )
+            zone = ""
         mac = digest(email.encode("utf-8"))
         if not seen.add(int.from_bytes(mac[:8]) | 1):
             reader.problem(f"{email} appears earlier in the file; this row skipped", line=line)
             continue
         batches.add(email, name, zone, mac.hex())
+
+
+def guess_delimiter(stream: BinaryIO) -> str:
+    """The delimiter of the file's header (its first non-blank line): whichever of DELIMITERS
+    it holds most of, comma on a tie or none; the stream is put back where it was."""
+    start = stream.tell()
+    header = b""
+    for raw in stream:
+        if raw.strip():
+            header = raw
+            break
+    stream.seek(start)
+    counts = {delimiter: header.count(delimiter.encode()) for delimiter in DELIMITERS}
+    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] else ","
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    """The IANA time zone names, as the preferences page offers them."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 class _Seen:
@@ -258,7 +323,12 @@ def _header(
                 return None, 0
             columns[name] = index
         if "email" not in columns:
-            reader.problem("no 'email' column in the header; nothing imported", line=line)
+            found = ", ".join(repr(value.strip()) for value in fields)
+            reader.problem(
+                f"no 'email' column in the header; found {found} with the delimiter guessed as"
+                f" {_DELIMITER_NAMES[reader.delimiter]}; nothing imported",
+                line=line,
+            )
             return None, 0
         unknown = [name for name in names if name not in KNOWN_COLUMNS]
         if unknown:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, select
 
@@ -116,3 +117,16 @@ def set_cadence(conn: Connection, subscriber_id: str, list_name: str, cadence: s
         .where(subscriptions.c.list_name == list_name)
         .values(cadence=cadence)
     )
+
+
+def pending_before(conn: Connection, list_name: str, before: datetime) -> list[str]:
+    """The ids of the list's pending subscribers whose subscription last changed (sign-up or
+    confirmation sent) before ``before``, oldest first."""
+    ids = conn.execute(
+        select(subscriptions.c.subscriber_id)
+        .where(subscriptions.c.list_name == list_name)
+        .where(subscriptions.c.status == "pending")
+        .where(subscriptions.c.updated_at < before)
+        .order_by(subscriptions.c.updated_at, subscriptions.c.subscriber_id)
+    ).scalars()
+    return [str(subscriber_id) for subscriber_id in ids]

@@ -140,6 +140,21 @@ suppressions = Table(
     CheckConstraint(_one_of("reason", SUPPRESSION_REASONS), name="reason"),
 )
 
+# Every suppression lifted by an editor: who, when, why, and the consent they relied on. The
+# suppression itself is deleted, so this is what remains of it (migration 0010_hD).
+suppression_lifts = Table(
+    "suppression_lifts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address_hash", String(64), nullable=False, index=True),
+    Column("reason", String(16), nullable=False),  # the suppression's, as it was
+    Column("suppressed_at", UTCDateTime, nullable=False),
+    Column("lifted_at", UTCDateTime, nullable=False),
+    Column("lifted_by", String(200), nullable=False),
+    Column("consent_note", Text, nullable=False),
+    Column("forced", Boolean, nullable=False),  # --force: bounced, complained or erased
+)
+
 webhook_events = Table(
     "webhook_events",
     metadata,

@@ -82,10 +82,7 @@ def request_subscription(
     subscriber_id = repo.add_subscriber(conn, address, name=name[:MAX_NAME].strip())
     if memberships.status_of(conn, subscriber_id, list_name) == "confirmed":
         return None
-    mail_bucket = rate_limits.bucket(secret, "mail", address)
-    if not rate_limits.hit(
-        conn, mail_bucket, limit=limit.count, window=limit.window, now=now
-    ).allowed:
+    if not _within_mail_limit(conn, secret, address, limit, now):
         return None
     consent = visitor.consent("subscribe-requested", "web:subscribe", message_id)
     repo.subscribe(
@@ -97,6 +94,55 @@ def request_subscription(
         cadence=_cadence(conn, subscriber_id, list_name),
     )
     return subscriber_id
+
+
+class Resend(StrEnum):
+    """What became of an editor's request to send a confirmation again."""
+
+    SEND = "send"  # recorded: send it now
+    NOT_PENDING = "not-pending"  # no pending subscription to the list (confirmed, left, none)
+    SUPPRESSED = "suppressed"  # the address must not be mailed
+    LIMITED = "limited"  # the address had its share of emails in the current window
+
+
+def request_resend(
+    conn: Connection,
+    *,
+    secret: bytes,
+    subscriber_id: str,
+    list_name: str,
+    visitor: Visitor,
+    form: str,
+    message_id: str,
+    limit: MailLimit,
+    now: datetime | None = None,
+) -> Resend:
+    """Record a new confirmation for a pending subscription, by the sign-up's rules: not to a
+    suppressed address, and within the per-address limit (the same count a sign-up takes
+    from). The subscription's updated_at becomes now, so "pending for N days" counts from the
+    last confirmation sent."""
+    if memberships.status_of(conn, subscriber_id, list_name) != "pending":
+        return Resend.NOT_PENDING
+    address = email_of(conn, subscriber_id)
+    if address is None:
+        return Resend.NOT_PENDING
+    suppression = suppressions.reason_of(conn, repo.address_hash(secret, address))
+    if suppression is not None and suppression != LIFTABLE:  # as a sign-up would
+        return Resend.SUPPRESSED
+    if not _within_mail_limit(conn, secret, address, limit, now):
+        return Resend.LIMITED
+    consent = visitor.consent("confirmation-resent", form, message_id)
+    repo.set_status(conn, subscriber_id, list_name, "pending", consent=consent)
+    return Resend.SEND
+
+
+def _within_mail_limit(
+    conn: Connection, secret: bytes, address: str, limit: MailLimit, now: datetime | None
+) -> bool:
+    """Count one email to the address; whether it is within the limit (see MailLimit)."""
+    mail_bucket = rate_limits.bucket(secret, "mail", address)
+    hit = rate_limits.hit(conn, mail_bucket, limit=limit.count, window=limit.window, now=now)
+    return hit.allowed
 
 
 class Confirmation(StrEnum):

@@ -9,7 +9,6 @@ Too many sign-ups from one IP get 429 before anything else is done.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -20,11 +19,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from speakerfeed.errors import TransportError
-from speakerfeed.mail import tokens
 from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.store import rate_limits
 from speakerfeed.subscriptions import membership
-from speakerfeed.subscriptions.confirmation import confirmation_batch, new_message_id
+from speakerfeed.subscriptions.confirmation import (
+    confirm_url,
+    confirmation_batch,
+    new_message_id,
+)
 from speakerfeed.web.forms import client_network, field
 from speakerfeed.web.site import Site, log, visitor
 
@@ -161,10 +163,7 @@ class SignupPages:
                 return None
             address = membership.email_of(conn, subscriber_id) or values["email"]
             person = membership.preferences(conn, subscriber_id)
-        hours = site.settings.signup.confirm_link_hours
-        expires = int(time.time()) + hours * 3600
-        token = tokens.sign(site.secret, "confirm", subscriber_id, list_settings.name, expires)
-        url = site.url(f"/confirm/{list_settings.name}/{token}")
+        url = confirm_url(site.settings, site.secret, subscriber_id, list_settings.name)
         name = person.name if person else ""
         batch = confirmation_batch(
             site.settings, list_settings, Subscriber(subscriber_id, address, name), url, message_id

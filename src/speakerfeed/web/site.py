@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from speakerfeed.config import ListSettings, Settings
 from speakerfeed.mail import tokens
 from speakerfeed.render.pages import base_context, render_page
+from speakerfeed.subscriptions.confirmation import mail_limit
 from speakerfeed.subscriptions.membership import MailLimit, Preferences, Visitor, preferences
 from speakerfeed.transports.base import Transport
 from speakerfeed.web.csrf import FIELD, CsrfGuard
@@ -72,8 +73,7 @@ class Site:
 
     @property
     def mail_limit(self) -> MailLimit:
-        signup = self.settings.signup
-        return MailLimit(signup.per_address, timedelta(minutes=signup.per_address_window_minutes))
+        return mail_limit(self.settings)
 
     @property
     def ip_window(self) -> timedelta:
