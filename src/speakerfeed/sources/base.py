@@ -10,14 +10,13 @@ import html
 import re
 import reprlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import nh3
 
 from speakerfeed.config import SiteSettings
-from speakerfeed.errors import ArticleError
 from speakerfeed.models import Article
 
 SUMMARY_LIMIT = 300
@@ -55,31 +54,6 @@ def shown(value: object) -> str:
     """``value`` for an error message: its repr (so control characters show), cut short."""
     text = _SHOWN.repr(value)
     return text if len(text) <= SHOWN_MAX_CHARS else text[: SHOWN_MAX_CHARS - 3] + "..."
-
-
-# An article dated further ahead than this is a typo (9999 for 2025), not an embargo: it would stay
-# hidden for ever without anyone noticing.
-MAX_DAYS_AHEAD = 366
-
-
-def check_article_date(
-    when: datetime, path: str, line: int | None, what: str, now: datetime | None = None
-) -> datetime:
-    """``when`` if feeds can carry it: a time with a UTC equivalent, at most MAX_DAYS_AHEAD
-    days after ``now``; otherwise ArticleError naming ``what`` (e.g. "front matter 'date'")."""
-    try:
-        in_utc = when.astimezone(UTC)
-    except OverflowError:
-        raise ArticleError(path, f"{what}: {when.isoformat()} is out of range", line) from None
-    limit = (now or datetime.now(UTC)) + timedelta(days=MAX_DAYS_AHEAD)
-    if in_utc > limit:
-        raise ArticleError(
-            path,
-            f"{what}: {when.isoformat()} is more than {MAX_DAYS_AHEAD} days ahead; "
-            "a typo in the year? (a later date would keep the article hidden until then)",
-            line,
-        )
-    return when
 
 
 def stable_id(site: SiteSettings, published: datetime, key: str) -> str:

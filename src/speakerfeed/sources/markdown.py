@@ -41,7 +41,6 @@ from speakerfeed.errors import ArticleError
 from speakerfeed.models import Article, Image
 from speakerfeed.sources.base import (
     ReaderContext,
-    check_article_date,
     plain_text,
     shown,
     stable_id,
@@ -135,12 +134,10 @@ class _Fields:
                     f"got {shown(value)}",
                 ) from None
         if isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=zone)
-        elif isinstance(value, date):
-            moment = datetime.combine(value, time(), tzinfo=zone)
-        else:
-            raise self.fail(key, f"expected a date, got {shown(value)}")
-        return check_article_date(moment, self.path, self.line_of(key), f"front matter '{key}'")
+            return value if value.tzinfo else value.replace(tzinfo=zone)
+        if isinstance(value, date):
+            return datetime.combine(value, time(), tzinfo=zone)
+        raise self.fail(key, f"expected a date, got {shown(value)}")
 
     def url(self, key: str) -> str:
         value = self.string(key)

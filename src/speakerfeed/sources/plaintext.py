@@ -30,7 +30,6 @@ from speakerfeed.errors import ArticleError
 from speakerfeed.models import Article
 from speakerfeed.sources.base import (
     ReaderContext,
-    check_article_date,
     shown,
     stable_id,
     summarize,
@@ -105,7 +104,7 @@ def parse_date_line(line: str, context: ReaderContext, path: str, number: int) -
             f"the date line says {weekday} but {when:%-d %B %Y} is a {_DAYS[when.weekday()]}",
             number,
         )
-    return check_article_date(when, path, number, "the date line")
+    return when
 
 
 def parse_text(text: str, path: str, context: ReaderContext) -> ParsedText:
