@@ -203,7 +203,9 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
     except yaml.reader.ReaderError as exc:  # a character YAML refuses, e.g. U+007F
         line = raw[: exc.position].count("\n") + 2
         raise ArticleError(
-            path, f"front matter is not valid YAML: {exc.reason} ({shown(chr(exc.character))})", line
+            path,
+            f"front matter is not valid YAML: {exc.reason} ({shown(chr(exc.character))})",
+            line,
         ) from None
     except yaml.YAMLError as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -81,8 +81,7 @@ def parse_date_line(line: str, context: ReaderContext, path: str, number: int) -
     if match is None:
         raise ArticleError(
             path,
-            "expected a date line like 'Wednesday, 29 November 2023 – 13:06', "
-            f"found {shown(line)}",
+            f"expected a date line like 'Wednesday, 29 November 2023 – 13:06', found {shown(line)}",
             number,
         )
     fields = match.groupdict()
