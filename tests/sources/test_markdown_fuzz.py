@@ -115,6 +115,10 @@ RAW_LINES = [
     "...",
     ": no key",
     "x: !!int abc",
+    "x: !!float abc",
+    "x: !!bool maybe",
+    "x: !!timestamp soon",
+    "x: !!int 0x",
     "[" * 2000 + "]" * 2000,
     "x: " + "[" * 2000,
     "\x00",
@@ -253,3 +257,11 @@ def test_an_alias_bomb_is_reported_in_a_short_message() -> None:
     exc = refusal(f"---\ntitle: T\ndate: 2023-11-22\ndraft: {INLINE_ALIAS_BOMB}\n---\nx\n".encode())
     assert "front matter 'draft': expected true or false, got [['lol', 'lol'," in str(exc)
     assert len(str(exc)) < 200
+
+
+def test_a_value_its_yaml_tag_cannot_hold_is_reported_with_its_line() -> None:
+    # Was a ValueError, KeyError or AttributeError out of PyYAML's constructors.
+    for tagged in ("!!int abc", "!!float abc", "!!bool maybe", "!!timestamp soon", "!!int 0x"):
+        exc = refusal(f"---\ntitle: T\ndate: 2023-11-22\nx: {tagged}\n---\nx\n".encode())
+        assert exc.problem.line == 4
+        assert "front matter is not valid YAML: a value its tag cannot hold (" in str(exc)

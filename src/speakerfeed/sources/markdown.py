@@ -207,6 +207,16 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
             f"front matter is not valid YAML: {exc.reason} ({shown(chr(exc.character))})",
             line,
         ) from None
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        # PyYAML's constructors fail this way on an explicit tag its value cannot hold
+        # ("!!int abc", "!!bool maybe", "!!timestamp soon"); the tag's line is the likely place.
+        tag = raw.find("!!")
+        line = raw[:tag].count("\n") + 2 if tag >= 0 else 1
+        raise ArticleError(
+            path,
+            f"front matter is not valid YAML: a value its tag cannot hold ({shown(exc)})",
+            line,
+        ) from None
     except yaml.YAMLError as exc:
         problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ArticleError(path, f"front matter is not valid YAML: {problem}", 1) from None
