@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from speakerfeed.sources.base import xml_safe
 from speakerfeed.sources.upstream_entry import Entry, UnreadableFeedError
 from speakerfeed.sources.upstream_parse import parse_feed
-from tests.support.fuzz import fuzzing
+from tests.support.fuzz import fuzzing, mutated
 
 FEED_URL = "https://wire.example/feed"
 CAP = 200_000
@@ -194,22 +194,6 @@ def json_feeds(draw: st.DrawFn) -> bytes:
         feed = draw(json_values)  # not a JSON Feed at all
     text = json.dumps(feed, ensure_ascii=draw(st.booleans()), allow_nan=True)
     return text.encode(draw(st.sampled_from(["utf-8", "utf-16", "utf-32"])), errors="surrogatepass")
-
-
-@st.composite
-def mutated(draw: st.DrawFn, bodies: st.SearchStrategy[bytes]) -> bytes:
-    """A body with a few bytes overwritten, inserted or cut out: nearly a feed, broken somewhere."""
-    body = bytearray(draw(bodies))
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(body)))
-        action = draw(st.sampled_from(["flip", "insert", "cut"]))
-        if action == "flip" and at < len(body):
-            body[at] = draw(st.integers(0, 255))
-        elif action == "insert":
-            body[at:at] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del body[at : at + draw(st.integers(1, 8))]
-    return bytes(body)
 
 
 def parsed_or_refused(body: bytes, content_type: str) -> list[Entry] | None:

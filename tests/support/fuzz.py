@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 DEFAULT_EXAMPLES = 150
 
@@ -35,3 +36,19 @@ def fuzzing(default: int = DEFAULT_EXAMPLES) -> settings:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
+
+
+@st.composite
+def mutated(draw: st.DrawFn, bodies: st.SearchStrategy[bytes]) -> bytes:
+    """A body with a few bytes overwritten, inserted or cut out: nearly valid, broken somewhere."""
+    body = bytearray(draw(bodies))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(body)))
+        action = draw(st.sampled_from(["flip", "insert", "cut"]))
+        if action == "flip" and at < len(body):
+            body[at] = draw(st.integers(0, 255))
+        elif action == "insert":
+            body[at:at] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del body[at : at + draw(st.integers(1, 8))]
+    return bytes(body)

@@ -166,5 +166,7 @@ def _describe(char: str) -> str:
 
 
 def _shown(value: str) -> str:
-    # Values can come from anyone: quoted (so control characters show) and cut short.
-    return repr(value) if len(value) <= 80 else repr(value[:77]) + "..."
+    # Values can come from anyone: quoted (so control characters show) and cut short, after
+    # quoting: an escape such as \U0001f600 is ten characters of the message.
+    shown = repr(value[:80])
+    return shown if len(shown) <= 80 and len(value) <= 80 else shown[:77] + "..."

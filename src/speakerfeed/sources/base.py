@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import reprlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
@@ -40,6 +41,19 @@ class ArticleReader(Protocol):
 
 def xml_safe(text: str) -> str:
     return _XML_ILLEGAL.sub("", text)
+
+
+# Values quoted in error messages: a scraped line can be a megabyte long, and a YAML alias bomb
+# a structure of millions of items (it shares its parts, so only printing it in full is costly).
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxstring, _SHOWN.maxother = 2, 4, 80, 80
+SHOWN_MAX_CHARS = 100
+
+
+def shown(value: object) -> str:
+    """``value`` for an error message: its repr (so control characters show), cut short."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= SHOWN_MAX_CHARS else text[: SHOWN_MAX_CHARS - 3] + "..."
 
 
 def stable_id(site: SiteSettings, published: datetime, key: str) -> str:

@@ -75,6 +75,16 @@ _FINGERPRINTED = tuple(
 
 def read_article(relative: str, data: bytes, context: ReaderContext) -> Article:
     reader = _BY_EXTENSION[_extension(relative)]
+    # No text file holds a NUL byte, but UTF-16 or UTF-32 text without a byte order mark is valid
+    # UTF-8 with a NUL beside every ASCII letter: the NULs would be dropped (xml_safe) and every
+    # other character silently mangled.
+    nul = data.find(0)
+    if nul >= 0:
+        raise ArticleError(
+            relative,
+            f"not UTF-8 text: a NUL byte at offset {nul} (UTF-16 or UTF-32? save it as UTF-8)",
+            data[:nul].count(b"\n") + 1,
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

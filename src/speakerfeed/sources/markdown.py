@@ -39,7 +39,14 @@ from slugify import slugify
 
 from speakerfeed.errors import ArticleError
 from speakerfeed.models import Article, Image
-from speakerfeed.sources.base import ReaderContext, plain_text, stable_id, summarize
+from speakerfeed.sources.base import (
+    ReaderContext,
+    plain_text,
+    shown,
+    stable_id,
+    summarize,
+    xml_safe,
+)
 from speakerfeed.sources.sanitize import clean_html
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
@@ -87,7 +94,8 @@ class _Fields:
             return ""
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.fail(key, f"expected text, got {type(value).__name__}")
-        text = str(value).strip()
+        # A YAML escape ("\0", "\ud800") can make what xml_safe took out of the file's text.
+        text = xml_safe(str(value)).strip()
         if required and not text:
             raise self.fail(key, "must not be empty")
         return text
@@ -97,9 +105,9 @@ class _Fields:
         if value is None:
             return ()
         if isinstance(value, str):
-            items = [item.strip() for item in value.split(",")]
+            items = [xml_safe(item).strip() for item in value.split(",")]
         elif isinstance(value, list) and all(isinstance(item, str | int) for item in value):
-            items = [str(item).strip() for item in value]
+            items = [xml_safe(str(item)).strip() for item in value]
         else:
             raise self.fail(key, "expected text or a list of text")
         return tuple(dict.fromkeys(item for item in items if item))
@@ -107,7 +115,7 @@ class _Fields:
     def flag(self, key: str) -> bool:
         value = self.data.get(key, False)
         if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {value!r}")
+            raise self.fail(key, f"expected true or false, got {shown(value)}")
         return value
 
     def moment(self, key: str, zone: Any, *, required: bool = False) -> datetime | None:
@@ -122,20 +130,19 @@ class _Fields:
             except ValueError:
                 raise self.fail(
                     key,
-                    f"expected a date like 2023-11-29 13:06 or 2023-11-29T13:06:00Z, got {value!r}",
+                    "expected a date like 2023-11-29 13:06 or 2023-11-29T13:06:00Z, "
+                    f"got {shown(value)}",
                 ) from None
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=zone)
         if isinstance(value, date):
             return datetime.combine(value, time(), tzinfo=zone)
-        raise self.fail(key, f"expected a date, got {value!r}")
+        raise self.fail(key, f"expected a date, got {shown(value)}")
 
     def url(self, key: str) -> str:
         value = self.string(key)
-        if value and (
-            urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
-        ):
-            raise self.fail(key, f"expected an absolute http(s) URL, got {value!r}")
+        if value and not _is_web_url(value):
+            raise self.fail(key, f"expected an absolute http(s) URL, got {shown(value)}")
         return value
 
     def image(self) -> Image | None:
@@ -146,11 +153,22 @@ class _Fields:
             raise self.fail("image", "expected {url: https://…, alt: text describing the image}")
         url = value.get("url")
         alt = value.get("alt")
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            raise self.fail("image", f"expected an absolute http(s) url, got {url!r}")
-        if not isinstance(alt, str) or not alt.strip():
+        if not isinstance(url, str) or not _is_web_url(url):
+            raise self.fail("image", f"expected an absolute http(s) url, got {shown(url)}")
+        alt = xml_safe(alt).strip() if isinstance(alt, str) else ""
+        if not alt:
             raise self.fail("image", "alt text is required: describe the image for screen readers")
-        return Image(url=url, alt=alt.strip())
+        return Image(url=url, alt=alt)
+
+
+def _is_web_url(value: str) -> bool:
+    """An absolute http(s) URL with a host; urlsplit raises ValueError for some ("http://[::1")."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and xml_safe(value) == value
 
 
 class _FrontMatterLoader(yaml.CSafeLoader):
@@ -182,8 +200,26 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
         mark = exc.problem_mark
         line = mark.line + 2 if mark is not None else None
         raise ArticleError(path, f"front matter is not valid YAML: {exc.problem}", line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses, e.g. U+007F
+        line = raw[: exc.position].count("\n") + 2
+        raise ArticleError(
+            path,
+            f"front matter is not valid YAML: {exc.reason} ({shown(chr(exc.character))})",
+            line,
+        ) from None
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        # PyYAML's constructors fail this way on an explicit tag its value cannot hold
+        # ("!!int abc", "!!bool maybe", "!!timestamp soon"); the tag's line is the likely place.
+        tag = raw.find("!!")
+        line = raw[:tag].count("\n") + 2 if tag >= 0 else 1
+        raise ArticleError(
+            path,
+            f"front matter is not valid YAML: a value its tag cannot hold ({shown(exc)})",
+            line,
+        ) from None
     except yaml.YAMLError as exc:
-        raise ArticleError(path, f"front matter is not valid YAML: {exc}", 1) from None
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ArticleError(path, f"front matter is not valid YAML: {problem}", 1) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -28,7 +28,12 @@ from slugify import slugify
 
 from speakerfeed.errors import ArticleError
 from speakerfeed.models import Article
-from speakerfeed.sources.base import ReaderContext, stable_id, summarize
+from speakerfeed.sources.base import (
+    ReaderContext,
+    shown,
+    stable_id,
+    summarize,
+)
 
 _MONTHS = {name: number for number, name in enumerate(calendar.month_name) if name}
 _DAYS = tuple(calendar.day_name)
@@ -37,6 +42,10 @@ DATE_LINE = re.compile(
     r"(?P<day>\d{1,2})\s+(?P<month>" + "|".join(_MONTHS) + r")\s+(?P<year>\d{4})"
     r"(?:\s*[–—-]\s*|,?\s+)(?P<hour>\d{1,2}):(?P<minute>\d{2})$"
 )
+
+# Line breaks as an editor counts them, so that an error's line number is one the editor shows:
+# str.splitlines() also breaks at U+2028, U+0085 and others, which editors show inside a line.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # A subheading is a short stand-alone line that does not end like a sentence. A question mark or an
 # exclamation mark is allowed: "What has caused the unrest?" is a heading in the seed article.
@@ -72,7 +81,7 @@ def parse_date_line(line: str, context: ReaderContext, path: str, number: int) -
     if match is None:
         raise ArticleError(
             path,
-            f"expected a date line like 'Wednesday, 29 November 2023 – 13:06', found {line!r}",
+            f"expected a date line like 'Wednesday, 29 November 2023 – 13:06', found {shown(line)}",
             number,
         )
     fields = match.groupdict()
@@ -86,7 +95,7 @@ def parse_date_line(line: str, context: ReaderContext, path: str, number: int) -
             tzinfo=context.site.zone,
         )
     except ValueError as exc:
-        raise ArticleError(path, f"impossible date in {line!r}: {exc}", number) from None
+        raise ArticleError(path, f"impossible date in {shown(line)}: {exc}", number) from None
     weekday = fields["weekday"]
     if weekday and weekday != _DAYS[when.weekday()]:
         raise ArticleError(
@@ -103,7 +112,9 @@ def parse_text(text: str, path: str, context: ReaderContext) -> ParsedText:
     # (line number, stripped text) of every non-empty line, with the number of blank lines before it
     lines: list[tuple[int, str, int]] = []
     blanks = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # A byte order mark is no part of the first line (it would hide a chrome or date line).
+    text = text.removeprefix("\ufeff")
+    for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
         stripped = raw.strip()
         if not stripped:
             blanks += 1
