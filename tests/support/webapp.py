@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from speakerfeed.actions.sends import transport_for
 from speakerfeed.config import Settings
 from speakerfeed.models import Batch, DeliveryResult, Outcome
 from speakerfeed.store.engine import upgrade
@@ -95,13 +96,21 @@ class ReaderSite:
 
 
 def start(
-    engine: Engine, root: Path, *, signup: dict[str, Any] | None = None, **sections: Any
+    engine: Engine,
+    root: Path,
+    *,
+    signup: dict[str, Any] | None = None,
+    lists: list[dict[str, Any]] | None = None,
+    configured_transport: bool = False,
+    **sections: Any,
 ) -> Iterator[ReaderSite]:
+    """``configured_transport``: mail goes through the transport [delivery] configures (then
+    ``outbox`` stays empty), not into ``outbox``."""
     upgrade(engine)
     settings = make_project(
         root,
         email=EMAIL,
-        lists=LISTS,
+        lists=LISTS if lists is None else lists,
         signup=signup or {},
         build={"output_dir": "public", "cache_dir": "var/cache"},
         **sections,
@@ -109,6 +118,8 @@ def start(
     holder: list[ReaderSite] = []
 
     def transport() -> Transport:
+        if configured_transport:
+            return transport_for(settings)
         return KeptMail(holder[0].outbox, fail=holder[0].fail_mail)
 
     app = create_app(settings, engine=engine, secret=SECRET, transport=transport)
