@@ -421,3 +421,19 @@ def owed_attempts(engine: Engine, subscriber_id: str) -> int | None:
         owed = welcomes.due(conn, now=datetime.now(UTC) + timedelta(days=1), limit=10)
     found = [item.attempts for item in owed if item.subscriber_id == subscriber_id]
     return found[0] if found else None
+
+
+def test_a_reader_who_left_and_confirms_a_new_sign_up_is_welcomed_again(
+    outbox_site: ReaderSite, http: httpx.Client
+) -> None:
+    site = outbox_site
+    messages = lambda: outbox_messages(site)  # noqa: E731
+    confirm_through_pages(site, http, messages, email="gus@example.org")
+    (first,) = welcomes_in(wait_for(messages, 2))
+    (unsubscribe_url,) = re.findall(r"<(https://[^>]+)>", str(first["List-Unsubscribe"]))
+    one_click = {"List-Unsubscribe": "One-Click"}
+    assert httpx.post(site.url + unsubscribe_url.removeprefix(APP), data=one_click).is_success
+    assert site.statuses("gus@example.org") == {"daily": "unsubscribed"}
+    confirm_through_pages(site, http, messages, email="gus@example.org")
+    assert len(welcomes_in(wait_for(messages, 4))) == 2
+    assert site.statuses("gus@example.org") == {"daily": "confirmed"}
