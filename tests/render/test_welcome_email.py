@@ -4,6 +4,7 @@ the list's own words escaped, and the per-subscriber markers once in each part."
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import lxml.html
@@ -32,7 +33,7 @@ def test_the_welcome_passes_the_email_lint_and_loads_nothing() -> None:
 
 def test_the_welcome_says_when_in_words_and_as_a_machine_readable_time() -> None:
     rendered = render_welcome(SETTINGS, DAILY, next_issue=NEXT, latest_url=LATEST)
-    document = lxml.html.document_fromstring(personalise(rendered.html))
+    document: Any = lxml.html.document_fromstring(personalise(rendered.html))
     (time,) = document.iter("time")
     assert time.get("datetime") == "2026-12-05T13:30:00+05:30"
     assert time.text_content() == "Saturday 5 December 2026 at 13:30 (Asia/Kolkata)"

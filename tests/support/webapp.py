@@ -29,7 +29,7 @@ EMAIL = {
     "postal_address": "The Speaker, 20 Example Street, London",
     "app_url": "https://app.speakernews.co.uk",
 }
-LISTS = [
+LISTS: list[dict[str, Any]] = [
     {
         "name": "daily",
         "title": "The Speaker Daily",

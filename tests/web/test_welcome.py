@@ -106,7 +106,8 @@ def confirm_through_pages(
     before = len(messages())
     assert sign_up(client, **form).status_code == 303
     (confirmation,) = wait_for(messages, before + 1)[before:]
-    (path,) = [p for p in _APP_LINK.findall(text_of(confirmation)) if p.startswith("/confirm/")]
+    links: list[str] = _APP_LINK.findall(text_of(confirmation))
+    (path,) = [link for link in links if link.startswith("/confirm/")]
     answer = client.post(path, data={"csrf_token": csrf_token(client, path)})
     assert answer.status_code == 303
     return path
@@ -165,7 +166,7 @@ def test_a_reader_who_confirms_gets_one_welcome_in_the_outbox(
     assert str(welcome["Message-ID"]).startswith("<welcome.")
 
     text, html = text_of(welcome), html_of(welcome)
-    page = lxml.html.document_fromstring(html)
+    page: Any = lxml.html.document_fromstring(html)  # lxml-stubs lack text_content on _Element
     visible = words(page.text_content())
     for shown in (words(text), visible):
         assert "Hello Zoë O'Neil <3," in shown
@@ -176,7 +177,7 @@ def test_a_reader_who_confirms_gets_one_welcome_in_the_outbox(
     assert "SFMARK" not in text + html  # every marker was filled in
 
     # The links work, as the reader follows them.
-    links = {a.text_content(): a.get("href") for a in page.iter("a")}
+    links = {a.text_content(): a.get("href", "") for a in page.iter("a")}
     latest_copy = f"{APP}/digests/daily/{LATEST_ID}/"
     assert links["Read the latest issue of The Speaker Daily"] == latest_copy
     assert latest_copy in text
