@@ -77,16 +77,14 @@ def claim(conn: Connection, subscriber_id: str, list_name: str, *, now: datetime
     """Take an owed, due welcome for sending: its failed tries so far, or None when it is not
     owed (sent, being sent by another process) or not due yet."""
     attempts = conn.execute(
-        select(welcomes.c.attempts).where(_key(subscriber_id, list_name))
-    ).scalar_one_or_none()
-    taken = conn.execute(
         update(welcomes)
         .where(_key(subscriber_id, list_name))
         .where(welcomes.c.state == "owed")
         .where(welcomes.c.next_attempt_at <= bindparam("now", now, UTCDateTime))
         .values(state="sending", next_attempt_at=now, updated_at=now)
-    )
-    return int(attempts or 0) if taken.rowcount == 1 else None
+        .returning(welcomes.c.attempts)
+    ).scalar_one_or_none()
+    return None if attempts is None else int(attempts)
 
 
 def finish(
