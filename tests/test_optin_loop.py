@@ -152,7 +152,12 @@ def test_sign_up_confirm_preferences_and_unsubscribe_on_localhost(
     # The first digest, sent by hand, reaches the reader's inbox (the outbox) ...
     sent_digest = run_speakerfeed(publication, "send", "news", "--now", "--no-fetch")
     assert sent_digest.returncode == 0, sent_digest.stderr
-    (digest,) = [m for m in _mails(publication, READER) if m["Subject"] != confirmation["Subject"]]
+    mails = _mails(publication, READER)
+    # ... after the welcome the confirmation brought (speakerfeed.actions.welcomes).
+    (welcome,) = [m for m in mails if m["Subject"] == "Welcome to The Gazette news"]
+    assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    others = (confirmation["Subject"], welcome["Subject"])
+    (digest,) = [m for m in mails if m["Subject"] not in others]
     assert digest["Subject"] == "The Gazette news: Welcome to The Gazette"
     text = _text(digest)
     assert "Hello Amelia O'Neil," in text

@@ -82,6 +82,7 @@ def test_the_job_store_keeps_the_next_run_across_restarts(
     assert job is not None and {j.id for j in first.get_jobs()} == {
         "refresh",
         "housekeeping",
+        "welcomes",
         "digest:daily",
     }
     planned = job.next_run_time

@@ -10,6 +10,9 @@ each last ran: a run missed while the service was down fires once when it comes 
 misfire grace time, and the ledger cancels such a send too). A list's digest id comes from its
 scheduled time, so a run that fires twice records one send.
 
+The ``welcomes`` job, every minute, retries the welcome emails that could not be sent when the
+reader confirmed (speakerfeed.actions.welcomes).
+
 One more job, ``embargo``, is a single run at the moment the soonest embargoed article (one dated
 in the future) becomes visible: the service re-plans it after every build (service.py), and, being
 in the job store, it still fires after a restart. It rebuilds like the refresh, so the WebSub hub
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 REFRESH_JOB = "refresh"
 HOUSEKEEPING_JOB = "housekeeping"
 EMBARGO_JOB = "embargo"
+WELCOME_JOB = "welcomes"
 JOB_TABLE = "apscheduler_jobs"
 
 
@@ -68,6 +72,7 @@ class JobContext:
     engine: Engine
     refresh: Callable[[], None]  # rebuild the feeds
     wake_senders: Callable[[], None] = field(default=lambda: None)
+    send_owed_welcomes: Callable[[], None] = field(default=lambda: None)
 
 
 _service: JobContext | None = None
@@ -124,6 +129,12 @@ def housekeeping_job() -> None:
         gone = rate_limits.forget_before(conn, datetime.now(UTC) - timedelta(minutes=longest))
     if gone:
         log.info("housekeeping: %d ended rate-limit windows forgotten", gone)
+
+
+def welcome_job() -> None:
+    """Send the welcome emails a failed try left owed (speakerfeed.actions.welcomes), each when
+    its back-off allows."""
+    _context().send_owed_welcomes()
 
 
 def digest_job(list_name: str, cadence: str = "") -> None:
@@ -190,6 +201,8 @@ def make_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
             [],
         ),
         HOUSEKEEPING_JOB: (housekeeping_job, IntervalTrigger(hours=1, timezone=UTC), []),
+        # Every minute: the shortest back-off; a run with nothing due is one small query.
+        WELCOME_JOB: (welcome_job, IntervalTrigger(minutes=1, timezone=UTC), []),
     }
     for item in settings.lists:
         for cadence in list_cadences(item):

@@ -24,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from speakerfeed import schedule
+from speakerfeed.actions import welcomes
 from speakerfeed.config import Settings
 from speakerfeed.digest import deliver as dispatch
 from speakerfeed.feeds.build import Builder
@@ -78,7 +79,11 @@ class Service:
     def start(self) -> None:
         schedule.install(
             schedule.JobContext(
-                self.settings, self.engine, refresh=self.rebuild, wake_senders=self._wake.set
+                self.settings,
+                self.engine,
+                refresh=self.rebuild,
+                wake_senders=self._wake.set,
+                send_owed_welcomes=self.send_owed_welcomes,
             )
         )
         loops: list[tuple[str, Callable[[], None]]] = [("send-loop", self._send_loop)]
@@ -128,6 +133,10 @@ class Service:
         changed = self._changed_feeds(report.written)
         if changed and self.settings.feeds.websub_hub:
             notify_hub(self.settings.feeds.websub_hub, changed)
+
+    def send_owed_welcomes(self) -> None:
+        """The welcome emails left owed by a failed try, through this service's transport."""
+        welcomes.send_owed_welcomes(self.engine, self.settings, self.secret, self.transport)
 
     def _plan_embargo(self) -> None:
         """The scheduler's embargo job at the next embargo's end, when this process runs the

@@ -285,7 +285,12 @@ def test_the_scheduler_has_a_job_per_cadence_and_drops_a_removed_one(
     # The cadence left config.toml: so does its job.
     third = schedule.make_scheduler(make_project(settings.root, email=EMAIL, lists=[DAILY]), engine)
     try:
-        assert {job.id for job in third.get_jobs()} == {"refresh", "housekeeping", "digest:daily"}
+        assert {job.id for job in third.get_jobs()} == {
+            "refresh",
+            "housekeeping",
+            "welcomes",
+            "digest:daily",
+        }
     finally:
         third.shutdown(wait=False)
 

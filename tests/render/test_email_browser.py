@@ -10,13 +10,15 @@ an email shows only images from the site's and the app's hosts).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from speakerfeed.models import Image
-from speakerfeed.render.email import render_confirmation
+from speakerfeed.render.email import render_confirmation, render_welcome
 from tests.render.test_email import (
     DAILY,
     HOSTILE_TITLE,
@@ -222,6 +224,28 @@ def test_the_confirmation_has_no_axe_violations(
 ) -> None:
     page = _open(open_page, confirmation_url, width, scheme)
     assert_no_axe_violations(page, where=f"confirmation at {width}px, {scheme}")
+    assert horizontal_overflow(page) == 0
+    check_skip_link(page)
+
+
+@pytest.fixture
+def welcome_url(tmp_path: Path, static_server: Callable[[Path], StaticServer]) -> str:
+    rendered = render_welcome(
+        SETTINGS,
+        DAILY,
+        next_issue=datetime(2026, 12, 5, 7, 0, tzinfo=ZoneInfo("Europe/London")),
+        latest_url="https://app.speakernews.co.uk/digests/daily/daily-2026-12-02-0700/",
+    )
+    (tmp_path / "welcome.html").write_text(personalise(rendered.html), encoding="utf-8")
+    return static_server(tmp_path).url("welcome.html")
+
+
+@pytest.mark.parametrize(("width", "scheme"), VIEWS)
+def test_the_welcome_has_no_axe_violations(
+    open_page: PageFactory, welcome_url: str, width: int, scheme: ColorScheme
+) -> None:
+    page = _open(open_page, welcome_url, width, scheme)
+    assert_no_axe_violations(page, where=f"welcome at {width}px, {scheme}")
     assert horizontal_overflow(page) == 0
     check_skip_link(page)
 

@@ -1,7 +1,7 @@
 """The W3C Nu Html Checker finds no error in our own markup of any email: the digest (with a
-photo, a hostile title, right to left, empty), its web copy and the confirmation. What MJML writes
-for Outlook is left out by name: the VML namespaces on <html>, ``mso-`` CSS properties and
-mj-button's ``vertical-align`` attribute.
+photo, a hostile title, right to left, empty), its web copy, the confirmation and the welcome.
+What MJML writes for Outlook is left out by name: the VML namespaces on <html>, ``mso-`` CSS
+properties and mj-button's ``vertical-align`` attribute.
 
 The checker is engineer hC's harness (tests/support/nu.py, vnu.jar from npm ``vnu-jar``); without
 it this module skips.
@@ -10,12 +10,14 @@ it this module skips.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from speakerfeed.digest.archive import web_copy
-from speakerfeed.render.email import render_confirmation
+from speakerfeed.render.email import render_confirmation, render_welcome
 from tests.render.test_email import (
     DAILY,
     HOSTILE_TITLE,
@@ -36,6 +38,10 @@ MJML_SCAFFOLDING = (
 )
 
 
+NEXT_ISSUE = datetime(2026, 12, 5, 7, 0, tzinfo=ZoneInfo("Europe/London"))
+LATEST = "https://app.speakernews.co.uk/digests/daily/daily-2026-12-02-0700/"
+
+
 def _emails() -> dict[str, str]:
     articles = (
         seed_article(),
@@ -54,6 +60,9 @@ def _emails() -> dict[str, str]:
         "digest-rtl.html": personalise(render((make_article(1),), hebrew).html),
         "digest-empty.html": personalise(render((), list_settings=empty_list).html),
         "confirm.html": render_confirmation(SETTINGS, DAILY, confirm_url).html,
+        "welcome.html": personalise(
+            render_welcome(SETTINGS, DAILY, next_issue=NEXT_ISSUE, latest_url=LATEST).html
+        ),
     }
 
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 from starlette.routing import BaseRoute
 
+from speakerfeed.actions.sends import transport_for
 from speakerfeed.config import Settings
 from speakerfeed.models import Batch, DeliveryResult, Outcome
 from speakerfeed.store.engine import upgrade
@@ -29,7 +30,7 @@ EMAIL = {
     "postal_address": "The Speaker, 20 Example Street, London",
     "app_url": "https://app.speakernews.co.uk",
 }
-LISTS = [
+LISTS: list[dict[str, Any]] = [
     {
         "name": "daily",
         "title": "The Speaker Daily",
@@ -100,15 +101,19 @@ def start(
     root: Path,
     *,
     signup: dict[str, Any] | None = None,
+    lists: list[dict[str, Any]] | None = None,
+    configured_transport: bool = False,
     routes: Sequence[BaseRoute] = (),
     **sections: Any,
 ) -> Iterator[ReaderSite]:
-    """The app under uvicorn; ``routes`` go before the app's own (a route that fails, say)."""
+    """The app under uvicorn. ``routes`` go before the app's own (a route that fails, say).
+    ``configured_transport``: mail goes through the transport [delivery] configures (then
+    ``outbox`` stays empty), not into ``outbox``."""
     upgrade(engine)
     settings = make_project(
         root,
         email=EMAIL,
-        lists=LISTS,
+        lists=LISTS if lists is None else lists,
         signup=signup or {},
         build={"output_dir": "public", "cache_dir": "var/cache"},
         **sections,
@@ -116,6 +121,8 @@ def start(
     holder: list[ReaderSite] = []
 
     def transport() -> Transport:
+        if configured_transport:
+            return transport_for(settings)
         return KeptMail(holder[0].outbox, fail=holder[0].fail_mail)
 
     app = create_app(settings, engine=engine, secret=SECRET, transport=transport)

@@ -111,6 +111,11 @@ class ListSettings(Section):
     )
     timezone: str = Field("", description="Time zone of the schedule [default: site.timezone].")
     send_when_empty: bool = Field(False, description="Send even when no article is new.")
+    welcome: bool = Field(
+        True,
+        description="Send a welcome email once when a reader confirms a subscription: what the "
+        "list is, when the next issue comes, the latest issue's web copy.",
+    )
     cadences: dict[str, str] = Field(
         default_factory=dict,
         description="Other schedules a reader may choose on the preferences page, by name, e.g. "

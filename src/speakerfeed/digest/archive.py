@@ -10,7 +10,7 @@ digest.json names its cadence; one of the list's own schedule names none (as bef
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,21 @@ def _records(output_dir: Path, list_name: str = "*") -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue  # a half-written or foreign file is not a digest
     return records
+
+
+def latest_web_copy_url(settings: Settings, list_name: str) -> str:
+    """The public URL of the list's latest web copy (any cadence's), as a digest's "view in
+    browser" link gives it; "" before the list's first digest."""
+    issues = []
+    for record in _records(settings.output_dir, list_name):
+        try:  # compared as times: the offsets of a list's zone change with the seasons
+            issued = datetime.fromisoformat(str(record["issued"]))
+            issues.append((issued.astimezone(UTC), str(record["id"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not issues:
+        return ""
+    return f"{settings.app_url}/{ARCHIVE_FOLDER}/{list_name}/{max(issues)[1]}/"
 
 
 def archived_digests(output_dir: Path) -> list[PastDigest]:

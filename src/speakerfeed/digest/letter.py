@@ -70,6 +70,30 @@ class MessageTemplate:
                 f"digest {rendered.digest.id!r} is for list {rendered.digest.list_name!r}, "
                 f"not {list_settings.name!r}"
             )
+        return cls.for_list(
+            settings,
+            list_settings,
+            secret_key,
+            id_part=rendered.digest.id,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+        )
+
+    @classmethod
+    def for_list(
+        cls,
+        settings: Settings,
+        list_settings: ListSettings,
+        secret_key: bytes,
+        *,
+        id_part: str,
+        subject: str,
+        text: str,
+        html: str,
+    ) -> MessageTemplate:
+        """Any email of the list with the digest's markers and headers (the welcome too):
+        ``id_part`` starts each Message-ID. Raises as ``build`` does."""
         if len(secret_key) < MIN_SECRET_BYTES:
             raise MessageError(
                 "SPEAKERFEED_SECRET_KEY must be set, at least "
@@ -86,7 +110,7 @@ class MessageTemplate:
                 "or '=?'"
             )
         from_address = mailbox(email.from_address, field="From")[1]
-        subject = safe_header_value(rendered.subject, field="Subject", clean=True)
+        subject = safe_header_value(subject, field="Subject", clean=True)
         if email.reply_to:
             mailbox(email.reply_to, field="Reply-To")  # refused here rather than per batch
         host = urlsplit(settings.site.url).hostname or ""
@@ -104,7 +128,7 @@ class MessageTemplate:
         return cls(
             list_name=list_settings.name,
             signer=tokens.Signer(secret_key, list_settings.name, ("unsubscribe", "preferences")),
-            digest_msgid=_msgid_atom(rendered.digest.id, limit=64),
+            digest_msgid=_msgid_atom(id_part, limit=64),
             msgid_domain=from_address.rpartition("@")[2],
             unsubscribe_base=unsubscribe_base,
             preferences_base=preferences_base,
@@ -113,8 +137,8 @@ class MessageTemplate:
             reply_to=email.reply_to,
             subject=subject,
             list_id=f"{quoted_string(title)} <{list_namespace}>",
-            text=rendered.text,
-            html=rendered.html,
+            text=text,
+            html=html,
         )
 
     def __repr__(self) -> str:  # never the signer's key, nor 50 KB of body

@@ -54,12 +54,15 @@ __all__ = [
     "render_confirmation",
     "render_digest",
     "render_subject",
+    "render_welcome",
 ]
 
 HTML_TEMPLATE = "email/digest.mjml.j2"
 TEXT_TEMPLATE = "email/digest.txt.j2"
 CONFIRM_HTML_TEMPLATE = "email/confirm.mjml.j2"
 CONFIRM_TEXT_TEMPLATE = "email/confirm.txt.j2"
+WELCOME_HTML_TEMPLATE = "email/welcome.mjml.j2"
+WELCOME_TEXT_TEMPLATE = "email/welcome.txt.j2"
 TEXT_WIDTH = 72
 PREHEADER_CHARS = 140  # about what the widest inbox list shows
 # MJML takes only whole elements in mj-raw, so base.mjml.j2 marks where <main> opens and closes.
@@ -336,4 +339,51 @@ def render_confirmation(
     source = environment.get_template(CONFIRM_HTML_TEMPLATE).render(context)
     html = _with_main_landmark(_compile(source))
     text = environment.get_template(CONFIRM_TEXT_TEMPLATE).render(context).rstrip("\n") + "\n"
+    return RenderedMail(subject=subject, html=html, text=text)
+
+
+# --------------------------------------------------------------------------------------- welcome
+
+
+def render_welcome(
+    settings: Settings,
+    list_settings: ListSettings,
+    *,
+    next_issue: datetime | None,
+    latest_url: str,
+    templates_dir: Path | None = None,
+) -> RenderedMail:
+    """The welcome email of ``list_settings``, with the digest's per-subscriber markers (the
+    name, the unsubscribe and preferences links) for speakerfeed.mail to fill in.
+
+    ``next_issue`` is the next scheduled issue in the zone to show it in (None: none planned);
+    ``latest_url`` the latest issue's web copy ("" when there is none yet).
+    """
+    environment = _environment(_folder(settings, templates_dir))
+    subject = f"Welcome to {list_settings.title}"
+    language = settings.site.language
+    next_text = ""
+    if next_issue is not None:
+        next_text = f"{_long_date(next_issue)} at {next_issue:%H:%M} ({next_issue.tzinfo})"
+    context = {
+        "lang": language,
+        "dir": text_direction(language),
+        "title": subject,
+        "preheader": list_settings.description or f"You are subscribed to {list_settings.title}.",
+        "site_title": settings.site.title,
+        "site_url": settings.site.url + "/",
+        "list_title": list_settings.title,
+        "list_description": list_settings.description,
+        "reason": _reason(list_settings),
+        "next_issue_iso": html_datetime(next_issue) if next_issue else "",
+        "next_issue_text": next_text,
+        "latest_url": latest_url,
+        "postal_address": settings.email.postal_address,
+        "name": placeholders.NAME,
+        "unsubscribe_url": placeholders.UNSUBSCRIBE_URL,
+        "preferences_url": placeholders.PREFERENCES_URL,
+    }
+    source = environment.get_template(WELCOME_HTML_TEMPLATE).render(context)
+    html = _with_main_landmark(_compile(source))
+    text = environment.get_template(WELCOME_TEXT_TEMPLATE).render(context).rstrip("\n") + "\n"
     return RenderedMail(subject=subject, html=html, text=text)

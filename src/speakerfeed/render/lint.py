@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -37,7 +37,14 @@ from speakerfeed.models import RenderedDigest
 from speakerfeed.render.email import our_hosts
 from speakerfeed.render.resources import foreign_resources
 
-__all__ = ["GENERIC_LINK_TEXT", "MAX_HTML_BYTES", "WARN_HTML_BYTES", "Finding", "lint_digest"]
+__all__ = [
+    "GENERIC_LINK_TEXT",
+    "MAX_HTML_BYTES",
+    "WARN_HTML_BYTES",
+    "Finding",
+    "lint_digest",
+    "lint_email",
+]
 
 MAX_HTML_BYTES = 100_000
 WARN_HTML_BYTES = 90_000
@@ -65,23 +72,40 @@ class Finding:
 
 def lint_digest(settings: Settings, rendered: RenderedDigest) -> list[Finding]:
     """Every problem found in the digest, errors and warnings, in document order per rule."""
-    document = lxml.html.document_fromstring(rendered.html)
+    return _lint(
+        settings,
+        rendered.html,
+        rendered.text,
+        lambda size: _how_to_shrink(settings, rendered, size),
+    )
+
+
+def lint_email(settings: Settings, html: str, text: str) -> list[Finding]:
+    """The same rules for another email of a list made with the same layout (the welcome):
+    its HTML and text with the digest's markers."""
+    return _lint(settings, html, text, lambda size: "Shorten the list's texts.")
+
+
+def _lint(
+    settings: Settings, html: str, text: str, how_to_shrink: Callable[[int], str]
+) -> list[Finding]:
+    document = lxml.html.document_fromstring(html)
     return [
-        *_size(settings, rendered),
+        *_size(html, how_to_shrink),
         *_images(document),
         *_link_names(document),
         *_urls(document),
         *_remote(settings, document),
-        *_unsubscribe(document, rendered.text),
-        *_postal_address(settings, document, rendered.text),
+        *_unsubscribe(document, text),
+        *_postal_address(settings, document, text),
     ]
 
 
 # ------------------------------------------------------------------------------------------ size
 
 
-def _size(settings: Settings, rendered: RenderedDigest) -> Iterator[Finding]:
-    size = len(rendered.html.encode("utf-8"))
+def _size(html: str, how_to_shrink: Callable[[int], str]) -> Iterator[Finding]:
+    size = len(html.encode("utf-8"))
     if size <= WARN_HTML_BYTES:
         return
     if size <= MAX_HTML_BYTES:
@@ -98,7 +122,7 @@ def _size(settings: Settings, rendered: RenderedDigest) -> Iterator[Finding]:
         "html-size",
         f"the HTML is {size:,} bytes, over the {MAX_HTML_BYTES:,}-byte budget: Gmail clips a "
         "message over about 102 KB and hides the rest, unsubscribe link included. "
-        + _how_to_shrink(settings, rendered, size),
+        + how_to_shrink(size),
         "html",
     )
 

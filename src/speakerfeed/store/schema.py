@@ -141,7 +141,7 @@ suppressions = Table(
 )
 
 # Every suppression lifted by an editor: who, when, why, and the consent they relied on. The
-# suppression itself is deleted, so this is what remains of it (migration 0010_hD).
+# suppression itself is deleted, so this is what remains of it (migration 0010).
 suppression_lifts = Table(
     "suppression_lifts",
     metadata,
@@ -264,4 +264,27 @@ digest_articles = Table(
     Column("article_id", Text, nullable=False),
     Column("digest_id", String(120), nullable=False, index=True),
     Column("included_at", UTCDateTime, nullable=False),
+)
+
+WELCOME_STATES = ("owed", "sending", "sent", "failed", "dropped")
+
+welcomes = Table(
+    "welcomes",
+    metadata,
+    # The welcome email a confirmed subscription is owed, until it is sent (store.welcomes).
+    Column(
+        "subscriber_id",
+        String(32),
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("list_name", String(40), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # When an owed welcome may next be tried; when a "sending" one was claimed.
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint(_one_of("state", WELCOME_STATES), name="state"),
+    # The retry job looks for owed welcomes that are due.
+    Index("ix_welcomes_state", "state", "next_attempt_at"),
 )

@@ -13,11 +13,13 @@ from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from speakerfeed.actions.welcomes import owe_welcome, send_welcome
 from speakerfeed.errors import TransportError
 from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.store import rate_limits
@@ -220,18 +222,34 @@ class SignupPages:
         list_name, subscriber_id = found
         who = visitor(request)
 
-        def confirm() -> membership.Confirmation:
+        def confirm() -> tuple[membership.Confirmation, bool]:
             with site.engine.begin() as conn:
-                return membership.confirm(
+                outcome = membership.confirm(
                     conn,
                     secret=site.secret,
                     subscriber_id=subscriber_id,
                     list_name=list_name,
                     visitor=who,
                 )
+                # Owed in the same transaction: a confirmation never waits for the email.
+                owed = outcome is membership.Confirmation.CONFIRMED and owe_welcome(
+                    conn, site.settings, subscriber_id, list_name
+                )
+            return outcome, owed
 
-        outcome = await run_in_threadpool(confirm)
+        outcome, welcome_owed = await run_in_threadpool(confirm)
         log.info("confirm on list %s: %s", list_name, outcome.value)
         if outcome is membership.Confirmation.NOT_PENDING:
             return site.invalid_link(request)
-        return RedirectResponse(request.url.path, status_code=303)
+        # Sent after the answer; a failure leaves it owed for the scheduler's retries.
+        welcome = BackgroundTask(self._welcome, subscriber_id, list_name) if welcome_owed else None
+        return RedirectResponse(request.url.path, status_code=303, background=welcome)
+
+    def _welcome(self, subscriber_id: str, list_name: str) -> None:
+        site = self.site
+        try:
+            send_welcome(
+                site.engine, site.settings, site.secret, site.transport, subscriber_id, list_name
+            )
+        except Exception:  # the retry job sends it later; the reader is subscribed anyway
+            log.exception("welcome email for list %s not sent now", list_name)

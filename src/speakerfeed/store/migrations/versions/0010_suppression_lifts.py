@@ -1,6 +1,6 @@
 """The record of each suppression an editor lifts (`speakerfeed suppressions lift`).
 
-Revision ID: 0010_hD
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-03
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_hD"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
