@@ -26,6 +26,7 @@ class SendContent:
     html: str
     text: str
     view_url: str = ""
+    editor_note: str = ""  # the note's Markdown as the send opened with it (digest.note)
 
 
 def create_send(
@@ -59,6 +60,7 @@ def create_send(
             html=content.html,
             text=content.text,
             view_url=content.view_url,
+            editor_note=content.editor_note,
             scheduled_at=scheduled_at,
             created_at=utc_now(),
             # Named only when not complete: the column's default says complete.
