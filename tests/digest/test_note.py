@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import signal
+import subprocess
+import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,8 +29,8 @@ from speakerfeed.store import ledger
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.transports.outbox import OutboxTransport
-from tests.support.cli import run_speakerfeed
-from tests.support.project import make_project, markdown_article
+from tests.support.cli import cli_env, run_speakerfeed, speakerfeed_command
+from tests.support.project import BASE_CONFIG, make_project, markdown_article
 
 SECRET = b"note-test-secret-key-0123456789ab"
 EMAIL = {
@@ -335,3 +338,86 @@ def test_a_note_for_another_list_is_not_shown(settings: Settings) -> None:
     made = upcoming_digest(settings, "daily", fetch_upstreams=False)
     assert isinstance(made, Preview)
     assert made.note is None and "weekly readers" not in made.rendered.text
+
+
+def test_a_sender_killed_mid_send_and_resumed_sends_the_same_note_to_everyone(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """As tests/digest/test_deliver_crash.py: the real `sends resume` in a child process,
+    killed with SIGKILL after its first message, then run again to the end."""
+    url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    folder = tmp_path / "site"
+    settings = make_project(folder, ARTICLES, email=EMAIL, lists=LISTS, store={"url": url})
+    (folder / "config.toml").write_text(
+        BASE_CONFIG
+        + f"""
+[email]
+from_address = "{EMAIL["from_address"]}"
+postal_address = "{EMAIL["postal_address"]}"
+
+[[lists]]
+name = "daily"
+title = "The Speaker Daily"
+
+[store]
+url = "{url}"
+
+[delivery]
+transport = "outbox"
+outbox_folder = "outbox"
+
+[sending]
+batch_size = 2
+""",
+        encoding="utf-8",
+    )
+    upgrade(engine)
+    people = {f"reader{number:02}@example.org" for number in range(30)}
+    with engine.begin() as conn:
+        for address in sorted(people):
+            subscriber = repo.add_subscriber(conn, address)
+            repo.subscribe(conn, subscriber, "daily", status="confirmed", consent={"action": "t"})
+    note = write_note(settings, "The note as the send opened.\n")
+    opened = open_send(
+        engine,
+        settings,
+        settings.require_list("daily"),
+        now=datetime.now(UTC),
+        fetch_upstreams=False,
+    )
+    assert isinstance(opened, Issued)
+    note.write_text("A second thought, for next time.\n", encoding="utf-8")
+
+    command = speakerfeed_command("sends", "resume", opened.send_id, "-q")
+    process = subprocess.Popen(
+        command, cwd=folder, env=cli_env(SECRET.decode()), stderr=subprocess.DEVNULL
+    )
+    outbox = folder / "outbox"
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if outbox.is_dir() and next(outbox.glob("*.eml"), None) is not None:
+            break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert len(messages(outbox)) < len(people), "the kill came after the send was done"
+    assert note.read_text(encoding="utf-8") == "A second thought, for next time.\n"
+
+    finished = run_speakerfeed(folder, "sends", "resume", opened.send_id, secret=SECRET.decode())
+    assert finished.returncode == 0, finished.stderr
+    with engine.connect() as conn:
+        states = ledger.counts(conn, opened.send_id)
+        row = ledger.send_row(conn, opened.send_id)
+    assert row is not None and row["state"] == "done", (states, finished.stdout)
+    sent = messages(outbox)
+    # Rows in flight at the kill are "unknown", not sent again: everyone else got one copy.
+    recipients = [str(message["To"]) for message in sent]
+    assert len(set(recipients)) == len(recipients) and set(recipients) <= people
+    assert states["unknown"] <= 4 and len(recipients) >= len(people) - states["unknown"]
+    for message in sent:
+        html, text = parts(message)
+        assert "The note as the send opened." in html and "The note as the send opened." in text
+        assert "second thought" not in html and "second thought" not in text
+    filed = settings.notes_dir / "sent" / f"{opened.send_id}.md"
+    assert filed.read_text(encoding="utf-8") == "The note as the send opened.\n"
+    assert note.read_text(encoding="utf-8") == "A second thought, for next time.\n"
