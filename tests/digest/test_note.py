@@ -82,6 +82,20 @@ def store(engine: Engine) -> Store:
     return Store(engine, SECRET)
 
 
+def write_config(folder: Path, extra: str = "") -> None:
+    """The project's config.toml, for the `speakerfeed` command run in ``folder``."""
+    text = f"""{BASE_CONFIG}
+[email]
+from_address = "{EMAIL["from_address"]}"
+postal_address = "{EMAIL["postal_address"]}"
+
+[[lists]]
+name = "daily"
+title = "The Speaker Daily"
+{extra}"""
+    (folder / "config.toml").write_text(text, encoding="utf-8")
+
+
 def write_note(settings: Settings, text: str, list_name: str = "daily") -> Path:
     path = settings.notes_dir / f"{list_name}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,30 +236,7 @@ def test_a_stopped_send_resumes_with_the_note_it_opened_with_and_keeps_an_edited
 
 def test_digest_preview_shows_the_note(settings: Settings, tmp_path: Path) -> None:
     folder = settings.root
-    config = f"""
-[site]
-title = "The Speaker"
-description = "News."
-url = "https://www.speakernews.co.uk"
-language = "en-GB"
-timezone = "Europe/London"
-author = "The Speaker"
-
-[feeds]
-base_url = "https://www.speakernews.co.uk/feeds/"
-
-[build]
-notes_dir = "editorial/notes"
-
-[email]
-from_address = "{EMAIL["from_address"]}"
-postal_address = "{EMAIL["postal_address"]}"
-
-[[lists]]
-name = "daily"
-title = "The Speaker Daily"
-"""
-    (folder / "config.toml").write_text(config, encoding="utf-8")
+    write_config(folder, '\n[build]\nnotes_dir = "editorial/notes"\n')
     notes = folder / "editorial" / "notes"
     notes.mkdir(parents=True)
     (notes / "daily.md").write_text("Our *new* season starts **today**.\n", encoding="utf-8")
@@ -348,17 +339,9 @@ def test_a_sender_killed_mid_send_and_resumed_sends_the_same_note_to_everyone(
     url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
     folder = tmp_path / "site"
     settings = make_project(folder, ARTICLES, email=EMAIL, lists=LISTS, store={"url": url})
-    (folder / "config.toml").write_text(
-        BASE_CONFIG
-        + f"""
-[email]
-from_address = "{EMAIL["from_address"]}"
-postal_address = "{EMAIL["postal_address"]}"
-
-[[lists]]
-name = "daily"
-title = "The Speaker Daily"
-
+    write_config(
+        folder,
+        f"""
 [store]
 url = "{url}"
 
@@ -369,7 +352,6 @@ outbox_folder = "outbox"
 [sending]
 batch_size = 2
 """,
-        encoding="utf-8",
     )
     upgrade(engine)
     people = {f"reader{number:02}@example.org" for number in range(30)}
@@ -421,3 +403,15 @@ batch_size = 2
     filed = settings.notes_dir / "sent" / f"{opened.send_id}.md"
     assert filed.read_text(encoding="utf-8") == "The note as the send opened.\n"
     assert note.read_text(encoding="utf-8") == "A second thought, for next time.\n"
+
+
+def test_check_warns_of_a_bad_note_naming_file_and_line(settings: Settings) -> None:
+    folder = settings.root
+    write_config(folder)
+    write_note(settings, "---\nheading: Hi\nsummary: [a, b\n---\nHello.\n")
+    checked = run_speakerfeed(folder, "check", "--no-fetch")
+    output = checked.stdout + checked.stderr
+    assert "notes/daily.md:4: warning: editor's note left out of the digest: front matter is" in (
+        output
+    ), output
+    assert checked.returncode == 0, output  # a warning: the digest is not held up
