@@ -97,7 +97,7 @@ class BuildSettings(Section):
     notes_dir: str = Field(
         "notes",
         description="Folder of editors' notes: <list>.md is shown above the articles of the "
-        "list's next digest, then moved to sent/<list>-<send id>.md once that digest is sent.",
+        "list's next digest, then moved to sent/<send id>.md once that digest is sent.",
     )
 
 
