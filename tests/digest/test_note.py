@@ -415,3 +415,18 @@ def test_check_warns_of_a_bad_note_naming_file_and_line(settings: Settings) -> N
         output
     ), output
     assert checked.returncode == 0, output  # a warning: the digest is not held up
+
+
+def test_migration_0010_keeps_a_send_under_way_with_no_note(engine: Engine) -> None:
+    upgrade(engine, "0009")
+    content = ledger.SendContent(subject="S", html="<p>H</p>", text="T")
+    with engine.begin() as conn:
+        ledger.create_send(conn, "daily-1", "daily", content, scheduled_at=datetime.now(UTC))
+    upgrade(engine)
+    noted = ledger.SendContent(subject="S", html="<p>H</p>", text="T", editor_note="Hi *all*.\n")
+    with engine.begin() as conn:
+        ledger.create_send(conn, "daily-2", "daily", noted, scheduled_at=datetime.now(UTC))
+    with engine.connect() as conn:
+        old, new = ledger.send_row(conn, "daily-1"), ledger.send_row(conn, "daily-2")
+    assert old is not None and old["editor_note"] == "" and old["subject"] == "S"
+    assert new is not None and new["editor_note"] == "Hi *all*.\n"

@@ -60,11 +60,12 @@ def create_send(
             html=content.html,
             text=content.text,
             view_url=content.view_url,
-            editor_note=content.editor_note,
             scheduled_at=scheduled_at,
             created_at=utc_now(),
             # Named only when not complete: the column's default says complete.
             **({} if record_audience else {"audience_complete": False}),
+            # Likewise only when there is a note: the default is none.
+            **({"editor_note": content.editor_note} if content.editor_note else {}),
         )
     )
     if record_audience:
