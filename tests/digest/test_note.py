@@ -430,3 +430,25 @@ def test_migration_0010_keeps_a_send_under_way_with_no_note(engine: Engine) -> N
         old, new = ledger.send_row(conn, "daily-1"), ledger.send_row(conn, "daily-2")
     assert old is not None and old["editor_note"] == "" and old["subject"] == "S"
     assert new is not None and new["editor_note"] == "Hi *all*.\n"
+
+
+def test_the_text_part_keeps_quotations_numbers_and_images_readable(settings: Settings) -> None:
+    write_note(
+        settings,
+        "> A reader wrote to say that the piece on bus fares was the best thing we printed "
+        "all year.\n\n1. [Fares](/fares/)\n2. Routes\n\n![Our newsroom](/newsroom.jpg)\n",
+    )
+    made = upcoming_digest(settings, "daily", fetch_upstreams=False)
+    assert isinstance(made, Preview)
+    assert (
+        "From the editor\n---------------\n\n"
+        "> A reader wrote to say that the piece on bus fares was the best thing\n"
+        "> we printed all year.\n\n"
+        "1. Fares <https://www.speakernews.co.uk/fares/>\n\n"
+        "2. Routes\n\n"
+        "[Our newsroom]\n"
+    ) in made.rendered.text
+    assert 'src="https://www.speakernews.co.uk/newsroom.jpg" alt="Our newsroom"' in (
+        made.rendered.html
+    )
+    assert not [f for f in made.findings if f.severity == "error"]

@@ -185,7 +185,8 @@ _LIST_TAGS = frozenset({"ul", "ol"})
 
 def _note_text(html: str) -> str:
     """The note's HTML as the text part shows it: a paragraph per block, wrapped; list items
-    with a dash or their number; a link's URL after its text; an image as its alt text."""
+    with a dash or their number, a quotation after "> "; a link's URL after its text; an image
+    as its alt text."""
     root = lxml.html.fragment_fromstring(html, create_parent="div")
     for image in root.iter("img"):
         image.tail = f"[{image.get('alt') or 'image'}]" + (image.tail or "")
@@ -203,6 +204,8 @@ def _note_text(html: str) -> str:
             blocks.append(element.text_content().rstrip("\n"))
         elif element.tag == "hr":
             blocks.append("* * *")
+        elif element.tag == "blockquote":
+            blocks.append(_wrap(element.text_content(), indent="> "))
         elif element.text_content().strip():
             blocks.append(_wrap(element.text_content()))
         if element.tail and element.tail.strip():
