@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from speakerfeed.config import Settings
 from speakerfeed.digest.archive import write_archive_index
+from speakerfeed.digest.note import read_note
 from speakerfeed.errors import Problem
 from speakerfeed.feeds.build import Builder, BuildReport
 from speakerfeed.render.overrides import check_overrides
@@ -46,7 +47,15 @@ def check_site(
     _, report = read_articles(settings, fetch_upstreams=fetch_upstreams, now=clock())
     report.problems.extend(check_overrides(settings))
     report.problems.extend(app_url_problems(settings))
+    report.problems.extend(note_problems(settings))
     return report
+
+
+def note_problems(settings: Settings) -> list[Problem]:
+    """A warning for each list's editor's note that cannot be read (it would be left out of
+    the next digest, which is sent without it)."""
+    readings = (read_note(settings, list_settings.name) for list_settings in settings.lists)
+    return [reading.problem for reading in readings if reading.problem is not None]
 
 
 def app_url_problems(settings: Settings) -> list[Problem]:

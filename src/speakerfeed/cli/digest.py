@@ -70,6 +70,9 @@ def preview(
     click.echo(
         f"{rendered.digest.id}: {len(rendered.digest.articles)} articles; {rendered.subject}"
     )
+    note = made_digest.note
+    if note is not None:  # the editor sees which file the next send will take, and move
+        click.echo(f"editor's note: {note.path} ({note.view.heading!r}), above the articles")
     print_findings(made_digest.findings)
     if open_browser:
         import webbrowser

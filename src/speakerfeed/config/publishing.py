@@ -106,6 +106,11 @@ class BuildSettings(Section):
         "the same name, e.g. email/digest.mjml.j2 or web/base.html (`speakerfeed check` renders "
         "and lints each) [default: none, the shipped templates].",
     )
+    notes_dir: str = Field(
+        "notes",
+        description="Folder of editors' notes: <list>.md is shown above the articles of the "
+        "list's next digest, then moved to sent/<send id>.md once that digest is sent.",
+    )
 
 
 class FetchSettings(Section):

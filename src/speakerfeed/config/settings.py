@@ -100,6 +100,10 @@ class Settings(Section):
         return self.path(self.build.cache_dir)
 
     @property
+    def notes_dir(self) -> Path:
+        return self.path(self.build.notes_dir)
+
+    @property
     def templates_dir(self) -> Path | None:
         """The editor's template overrides, if [build] templates_dir names a folder."""
         return self.path(self.build.templates_dir) if self.build.templates_dir else None

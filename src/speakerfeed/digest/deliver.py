@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from speakerfeed.config import Settings
 from speakerfeed.digest.letter import MessageTemplate
+from speakerfeed.digest.note import file_sent_note
 from speakerfeed.digest.processes import Progress, Shared, is_dead_here, worker_name
 from speakerfeed.digest.send_loop import Batches
 from speakerfeed.errors import SendNotFoundError
@@ -145,6 +146,8 @@ def run_send(
             state = SendState.DONE
         else:
             state = SendState.SENDING
+    if state == SendState.DONE and now_row is not None:
+        _file_note(settings, now_row)
     report = SendReport(send_id, state, counts, trouble)
     log.info("send %s", report.summary())
     return report
@@ -182,6 +185,15 @@ def _template(settings: Settings, row: Mapping[str, object], secret: bytes) -> M
         view_url=str(row["view_url"]),
     )
     return MessageTemplate.build(rendered, settings, list_settings, secret)
+
+
+def _file_note(settings: Settings, row: Mapping[str, object]) -> None:
+    """The send is done: its editor's note goes to notes/sent/ (digest.note). The send is
+    recorded done already; a note that cannot be moved is logged, not a failed send."""
+    try:
+        file_sent_note(settings, str(row["list_name"]), str(row["id"]), str(row["editor_note"]))
+    except OSError as exc:
+        log.error("%s: the editor's note could not be filed as sent: %s", row["id"], exc)
 
 
 def _report(engine: Engine, send_id: str, state: str, note: str) -> SendReport:

@@ -104,7 +104,12 @@ def _open(
         return Blocked(made)
     rendered = made.rendered
     content = ledger.SendContent(
-        subject=rendered.subject, html=rendered.html, text=rendered.text, view_url=rendered.view_url
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        view_url=rendered.view_url,
+        # Frozen with the send: filed away as sent once it is done (digest.note).
+        editor_note=made.note.source if made.note else "",
     )
     send_id = rendered.digest.id
     with engine.begin() as conn:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from speakerfeed.config import ListSettings, Secrets, Settings
 from speakerfeed.digest.letter import MessageTemplate
+from speakerfeed.digest.note import EditorNote, NoteReading, read_note
 from speakerfeed.digest.select import cadence_schedule, candidates, next_digest
 from speakerfeed.errors import Problem
 from speakerfeed.mail.mime import BatchTemplate
@@ -39,6 +40,7 @@ class Preview:
     findings: list[Finding]
     message: bytes
     problems: list[Problem]  # articles that could not be read
+    note: EditorNote | None = None  # the editor's note it shows, if any
 
     @property
     def blocked(self) -> bool:
@@ -69,17 +71,30 @@ def prepare(
     )
     if digest is None:
         return None
-    rendered = render_digest(settings, list_settings, digest)
+    note = read_note(settings, list_settings.name)
+    rendered = render_digest(
+        settings, list_settings, digest, note=note.note.view if note.note else None
+    )
     key = (secrets or Secrets.from_env()).secret_key.encode() or PREVIEW_KEY
     # Through the Batch and the MIME encoder that the SMTP and outbox transports use: the
     # preview is the message they would send.
     batch = MessageTemplate.build(rendered, settings, list_settings, key).batch([SAMPLE_SUBSCRIBER])
     return Preview(
         rendered=rendered,
-        findings=lint_digest(settings, rendered),
+        findings=[*_note_findings(note), *lint_digest(settings, rendered)],
         message=BatchTemplate.build(batch).personalise(batch.recipients[0]),
         problems=report.problems,
+        note=note.note,
     )
+
+
+def _note_findings(note: NoteReading) -> list[Finding]:
+    """A note that could not be read, as a warning: it is left out, the digest goes."""
+    if note.problem is None:
+        return []
+    problem = note.problem
+    where = f"{problem.where}:{problem.line}" if problem.line is not None else problem.where
+    return [Finding("warning", "editor-note", problem.message, where)]
 
 
 def write_preview(preview: Preview, folder: Path) -> list[Path]:

@@ -31,6 +31,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import lxml.html
+import markupsafe
 import mjml
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
@@ -48,6 +50,7 @@ __all__ = [
     "MJML_COMPILATIONS",
     "TEXT_TEMPLATE",
     "TEXT_WIDTH",
+    "DigestNote",
     "RenderedMail",
     "mjml_compilations",
     "our_hosts",
@@ -80,14 +83,24 @@ def mjml_compilations() -> int:
     return MJML_COMPILATIONS
 
 
+@dataclass(frozen=True, slots=True)
+class DigestNote:
+    """An editor's note for one digest, shown above its articles (made by digest.note)."""
+
+    heading: str  # the note region's heading, e.g. "From the editor"
+    html: str  # sanitised HTML (sources.sanitize), trusted by the template as it is
+
+
 def render_digest(
     settings: Settings,
     list_settings: ListSettings,
     digest: Digest,
     *,
     templates_dir: Path | None = None,
+    note: DigestNote | None = None,
 ) -> RenderedDigest:
-    """The digest's subject, preheader, HTML and text, with per-subscriber markers in place.
+    """The digest's subject, preheader, HTML and text, with per-subscriber markers in place,
+    and ``note`` above the articles when there is one.
 
     ConfigError (naming ``lists[N].subject``) when the list's subject template fails.
     """
@@ -95,6 +108,7 @@ def render_digest(
     subject = render_subject(settings, list_settings, digest)
     view_url = f"{settings.app_url}/{digest.archive_path}"
     context = _context(settings, list_settings, digest, subject, view_url)
+    context["note"] = _note_view(note)
     source = environment.get_template(HTML_TEMPLATE).render(context)
     html = _with_main_landmark(_compile(source))
     text = environment.get_template(TEXT_TEMPLATE).render(context).rstrip("\n") + "\n"
@@ -159,6 +173,47 @@ def _context(
         "unsubscribe_url": placeholders.UNSUBSCRIBE_URL,
         "preferences_url": placeholders.PREFERENCES_URL,
     }
+
+
+def _note_view(note: DigestNote | None) -> dict[str, Any] | None:
+    if note is None:
+        return None
+    # Markup: the HTML went through the article allow-list already; autoescape would show tags.
+    html = markupsafe.Markup(note.html)  # noqa: S704 - sanitised by sources.sanitize
+    return {"heading": note.heading, "html": html, "text": _note_text(note.html)}
+
+
+_LIST_TAGS = frozenset({"ul", "ol"})
+
+
+def _note_text(html: str) -> str:
+    """The note's HTML as the text part shows it: a paragraph per block, wrapped; list items
+    with a dash or their number, a quotation after "> "; a link's URL after its text; an image
+    as its alt text."""
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    for image in root.iter("img"):
+        image.tail = f"[{image.get('alt') or 'image'}]" + (image.tail or "")
+    for link in root.iter("a"):
+        href = link.get("href", "")
+        if href and href.removeprefix("mailto:") != link.text_content().strip():
+            link.tail = f" <{href}>" + (link.tail or "")
+    blocks = [_wrap(root.text)] if root.text and root.text.strip() else []
+    for element in root:
+        if element.tag in _LIST_TAGS:
+            for number, item in enumerate(element.iterchildren("li"), start=1):
+                bullet = f"{number}. " if element.tag == "ol" else "- "
+                blocks.append(_wrap(bullet + item.text_content(), hanging=" " * len(bullet)))
+        elif element.tag == "pre":
+            blocks.append(element.text_content().rstrip("\n"))
+        elif element.tag == "hr":
+            blocks.append("* * *")
+        elif element.tag == "blockquote":
+            blocks.append(_wrap(element.text_content(), indent="> "))
+        elif element.text_content().strip():
+            blocks.append(_wrap(element.text_content()))
+        if element.tail and element.tail.strip():
+            blocks.append(_wrap(element.tail))
+    return "\n\n".join(block for block in blocks if block.strip())
 
 
 def our_hosts(settings: Settings) -> frozenset[str]:

@@ -193,6 +193,9 @@ sends = Table(
     Column("html", Text, nullable=False),
     Column("text", Text, nullable=False),
     Column("view_url", Text, nullable=False, server_default=""),
+    # The editor's note (notes/<list>.md) as it was when the send opened: filed away as sent
+    # once the send is done, unless the editor changed it meanwhile ("": none).
+    Column("editor_note", Text, nullable=False, server_default=""),
     Column("scheduled_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),

@@ -26,6 +26,7 @@ class SendContent:
     html: str
     text: str
     view_url: str = ""
+    editor_note: str = ""  # the note's Markdown as the send opened with it (digest.note)
 
 
 def create_send(
@@ -63,6 +64,8 @@ def create_send(
             created_at=utc_now(),
             # Named only when not complete: the column's default says complete.
             **({} if record_audience else {"audience_complete": False}),
+            # Likewise only when there is a note: the default is none.
+            **({"editor_note": content.editor_note} if content.editor_note else {}),
         )
     )
     if record_audience:
