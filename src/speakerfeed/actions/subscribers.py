@@ -17,6 +17,7 @@ from typing import TextIO
 from speakerfeed.actions.database import Store
 from speakerfeed.config import Settings
 from speakerfeed.errors import AddressError, SuppressedAddressError, UnsubscribedAddressError
+from speakerfeed.mail.addresses import mailable_address, smtputf8_allowed
 from speakerfeed.store import memberships, people
 from speakerfeed.store import subscribers as repo
 from speakerfeed.store.importer import ImportReport, Progress, import_csv
@@ -39,11 +40,24 @@ class Status(StrEnum):
 
 
 def checked_address(email: str) -> str:
-    """The address as stored (see store.subscribers.normalise_email), or AddressError."""
+    """The address to look up as stored, or AddressError: in mail.addresses' spelling (so
+    ``ann@bücher.example`` finds ``ann@xn--bcher-kva.example``) when it is one the mailer can
+    send, else as store.subscribers.normalise_email spells it, so an address stored before the
+    stricter check came can still be shown, removed or erased."""
+    try:
+        return mailable_address(email, smtputf8=True)
+    except AddressError:
+        pass
     try:
         return repo.normalise_email(email)
     except ValueError as exc:
         raise AddressError(str(exc)) from None
+
+
+def new_address(settings: Settings, email: str) -> str:
+    """The address to subscribe, as stored and sent, or AddressError: the one check that sign-up
+    and import use too (mail.addresses), with SMTPUTF8 as the configured transport allows."""
+    return mailable_address(email, smtputf8=smtputf8_allowed(settings.delivery))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +80,7 @@ def add_subscriber(
     confirmed already. SuppressedAddressError or UnsubscribedAddressError, and nothing
     stored, when the address may not be subscribed."""
     settings.require_list(list_name)
-    address = checked_address(email)
+    address = new_address(settings, email)
     with store.engine.begin() as conn:
         if repo.is_suppressed(conn, repo.address_hash(store.secret, address)):
             raise SuppressedAddressError(address, list_name)
@@ -127,6 +141,7 @@ def import_subscribers(
         secret=store.secret,
         confirmed=confirmed,
         progress=progress,
+        smtputf8=smtputf8_allowed(settings.delivery),
     )
 
 
