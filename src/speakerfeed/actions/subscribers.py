@@ -46,12 +46,12 @@ def checked_address(email: str) -> str:
     stricter check came can still be shown, removed or erased."""
     try:
         return mailable_address(email, smtputf8=True)
-    except AddressError:
-        pass
+    except AddressError as refused:
+        why = refused  # the strict check says what is wrong more precisely
     try:
         return repo.normalise_email(email)
-    except ValueError as exc:
-        raise AddressError(str(exc)) from None
+    except ValueError:
+        raise why from None
 
 
 def new_address(settings: Settings, email: str) -> str:
