@@ -9,6 +9,7 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import lxml.html
@@ -62,8 +63,8 @@ def test_the_form_refuses_what_the_mailer_cannot_send_with_422_at_the_field(
             form = {"csrf_token": token, "list": "daily", "email": typed}
             answer = client.post("/subscribe", data=form)
             assert answer.status_code == 422, (typed, answer.status_code)
-            (error,) = lxml.html.fromstring(answer.text).xpath('//*[@id="email-error"]')
-            said = error.text_content()
+            page: Any = lxml.html.document_fromstring(answer.text)
+            said = page.get_element_by_id("email-error").text_content()
             assert reason in said and "like name@example.org" in said, (typed, said)
             assert 'aria-describedby="email-error" aria-invalid="true"' in answer.text
         # Raw latin-1 bytes, as a badly set-up client sends them: refused the same way.
@@ -141,7 +142,7 @@ def test_an_import_reports_each_messy_address_by_line_and_imports_the_rest(
     report = import_csv(engine, path, "daily", secret=SECRET, confirmed=False)
 
     by_line = {problem.line: problem.message for problem in report.problems}
-    assert sorted(by_line) == list(range(3, 3 + len(MESSY)))
+    assert set(by_line) == set(range(3, 3 + len(MESSY)))
     for line, (typed, reason) in enumerate(MESSY, 3):
         assert by_line[line].startswith(f"not an email address: {typed!r}"), by_line[line]
         assert reason in by_line[line]
