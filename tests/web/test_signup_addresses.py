@@ -16,6 +16,10 @@ import lxml.html
 import pytest
 from sqlalchemy import Engine, func, select
 
+from speakerfeed.actions.database import Store
+from speakerfeed.actions.subscribers import add_subscriber, erase_subscriber, show_subscriber
+from speakerfeed.errors import AddressError
+from speakerfeed.store import subscribers as repo
 from speakerfeed.store.engine import upgrade
 from speakerfeed.store.importer import import_csv
 from speakerfeed.store.schema import consent_records, rate_limits, subscribers
@@ -185,3 +189,24 @@ def test_subscribers_add_refuses_each_messy_address_with_its_reason(tmp_path: Pa
     assert counted.stdout.strip() == "1"  # the messy ones left nothing behind
     shown = run_speakerfeed(tmp_path, "subscribers", "show", "ann@bücher.example", secret="x" * 32)
     assert IDN_SENT in shown.stdout
+
+
+def test_an_address_stored_before_the_check_can_still_be_shown_and_erased(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Sign-ups before this check stored what the mailer refuses (a 65-character local part, a
+    raw IDN domain): an editor can still find and erase them; adding one again is refused."""
+    upgrade(engine)
+    settings = make_project(tmp_path, email=EMAIL, lists=LISTS)
+    store = Store(engine, SECRET)
+    too_long = "a" * 65 + "@example.org"
+    with engine.begin() as conn:
+        repo.add_subscriber(conn, too_long)
+        repo.add_subscriber(conn, "bob@bücher.example")
+    assert show_subscriber(settings, store, too_long.upper()).subscriber is not None
+    assert erase_subscriber(settings, store, too_long).found
+    with pytest.raises(AddressError, match="too long before the @-sign"):
+        add_subscriber(settings, store, "daily", too_long)
+    # The IDN one is looked up by its ASCII form first, then as it was stored.
+    assert show_subscriber(settings, store, "Bob@Bücher.example").subscriber is not None
+    assert erase_subscriber(settings, store, "bob@bücher.example").found

@@ -54,6 +54,22 @@ def checked_address(email: str) -> str:
         raise why from None
 
 
+def _as_stored(store: Store, email: str) -> str:
+    """checked_address's spelling; or, when only that is on file, the one an older sign-up stored
+    (an IDN domain as typed, which the mailer could never send to: a pending row)."""
+    address = checked_address(email)
+    try:
+        legacy = repo.normalise_email(email)
+    except ValueError:
+        return address
+    if legacy == address:
+        return address
+    with store.engine.connect() as conn:
+        if repo.find_by_email(conn, address) is None and repo.find_by_email(conn, legacy):
+            return legacy
+    return address
+
+
 def new_address(settings: Settings, email: str) -> str:
     """The address to subscribe, as stored and sent, or AddressError: the one check that sign-up
     and import use too (mail.addresses), with SMTPUTF8 as the configured transport allows."""
@@ -106,7 +122,7 @@ def remove_subscriber(settings: Settings, store: Store, list_name: str, email: s
     """Unsubscribe the address from the list; leaving the last list also suppresses it
     (reason "unsubscribed")."""
     settings.require_list(list_name)
-    address = checked_address(email)
+    address = _as_stored(store, email)
     with store.engine.begin() as conn:
         person = repo.find_by_email(conn, address)
         on_list = person is not None and membership.unsubscribe(
@@ -198,7 +214,7 @@ class StoredPerson:
 
 def show_subscriber(settings: Settings, store: Store, email: str) -> StoredPerson:
     """Everything stored about the address: subscriptions, consent, suppression."""
-    address = checked_address(email)
+    address = _as_stored(store, email)
     with store.engine.connect() as conn:
         found = people.show(conn, address, store.secret)
     return StoredPerson(
@@ -219,7 +235,7 @@ class Erased:
 def erase_subscriber(settings: Settings, store: Store, email: str) -> Erased:
     """Delete the address and everything tied to it, keeping only its hash, suppressed (reason
     "erased"), so it cannot be imported or subscribed again."""
-    address = checked_address(email)
+    address = _as_stored(store, email)
     with store.engine.begin() as conn:
         found = people.erase(conn, address, store.secret)
     return Erased(address, found)
