@@ -29,6 +29,7 @@ MESSY = [
     ("ann@example.org, bob@example.org", "invalid characters"),
     ("ann\u2028@example.org", "LINE SEPARATOR"),
     ("nobody", "must have an @-sign"),
+    ("\u212aate@example.org", "plain letters, digits"),  # a Kelvin sign, which lower() makes "k"
 ]
 
 

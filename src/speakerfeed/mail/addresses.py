@@ -53,7 +53,9 @@ def smtputf8_allowed(delivery: DeliverySettings) -> bool:
 def mailable_address(raw: str, *, smtputf8: bool = False) -> str:
     """The address as stored and sent, or AddressError (``reason`` says why, for a form field)."""
     text = raw.strip()
-    plain = _plain(text.lower())
+    # Only ASCII takes the quick path: lower() maps some non-ASCII letters to ASCII ones (the
+    # Kelvin sign to "k"), which would store an address other than the one typed.
+    plain = _plain(text.lower()) if text.isascii() else None
     return plain if plain is not None else _validated(text, smtputf8=smtputf8)
 
 

@@ -4,7 +4,8 @@ The form's answer is the same whatever the address: "check your inbox". Whether 
 out (new or pending address, within the per-address limit, not suppressed) is decided in
 speakerfeed.subscriptions.membership and never shown. A filled honeypot gets the same answer
 and no email.
-Too many sign-ups from one IP get 429 before anything else is done.
+Too many sign-ups from one IP get 429 before anything else is done. An address the mailer could
+not send to (mail.addresses) gets 422 with the reason at the field, and nothing is stored.
 """
 
 from __future__ import annotations
