@@ -14,7 +14,7 @@
     │   ├── PayloadTooLargeError   body over the cap
     │   └── MalformedPayloadError  not the JSON the provider sends
     ├── StoreError             the database named by [store] url could not be used
-    ├── AddressError           not an email address (an editor's command)
+    ├── AddressError           not an email address we can send to (mail.addresses)
     ├── SubscriptionRefusedError   an editor may not subscribe this address to the list
     │   ├── SuppressedAddressError     the address is suppressed
     │   └── UnsubscribedAddressError   the person left the list: only they can come back
@@ -116,7 +116,12 @@ class StoreError(SpeakerfeedError):
 
 
 class AddressError(SpeakerfeedError):
-    """What an editor typed is not an email address; the message shows it."""
+    """What was typed is not an email address we can send to; the message shows it, and
+    ``reason`` says why in a sentence for a form field (mail.addresses)."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        self.reason = reason or message
+        super().__init__(message)
 
 
 class SubscriptionRefusedError(SpeakerfeedError):

@@ -31,7 +31,7 @@ MALFORMED = (
     b"\n"  # 8: blank, ignored
     b'"dee@example.org","Dee, Jr.",\n'  # 9
     b",No address,\n"  # 10
-    b"zo\xc3\xab@example.org,Zo\xc3\xab,\n"  # 11: UTF-8 is fine
+    b"zoe@b\xc3\xbccher.example,Zo\xc3\xab,\n"  # 11: UTF-8 is fine; the IDN domain stored as ASCII
 )
 
 
@@ -71,7 +71,7 @@ def test_malformed_csv_reports_each_bad_row_with_its_line_and_imports_the_rest(
     assert _emails(engine) == {
         "ann@example.org": "pending",
         "dee@example.org": "pending",
-        "zoë@example.org": "pending",
+        "zoe@xn--bcher-kva.example": "pending",
     }
     with engine.connect() as conn:
         dee = repo.find_by_email(conn, "dee@example.org")
@@ -247,7 +247,7 @@ def test_cli_import_reports_problems_and_exits_1_then_export_show_erase(project:
             "email,name,timezone,status",
             "ann@example.org,Ann,,confirmed",
             'dee@example.org,"Dee, Jr.",,confirmed',
-            "zoë@example.org,Zoë,,confirmed",
+            "zoe@xn--bcher-kva.example,Zoë,,confirmed",
         ]
     )
     written = _run(project, "export", "--list", "daily", "--out", "out.csv")

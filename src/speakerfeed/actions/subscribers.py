@@ -23,6 +23,7 @@ from speakerfeed.errors import (
     TransportError,
     UnsubscribedAddressError,
 )
+from speakerfeed.mail.addresses import mailable_address, smtputf8_allowed
 from speakerfeed.models import Batch, Outcome, Subscriber
 from speakerfeed.store import memberships, people
 from speakerfeed.store import subscribers as repo
@@ -48,11 +49,40 @@ class Status(StrEnum):
 
 
 def checked_address(email: str) -> str:
-    """The address as stored (see store.subscribers.normalise_email), or AddressError."""
+    """The address to look up as stored, or AddressError: in mail.addresses' spelling (so
+    ``ann@bücher.example`` finds ``ann@xn--bcher-kva.example``) when it is one the mailer can
+    send, else as store.subscribers.normalise_email spells it, so an address stored before the
+    stricter check came can still be shown, removed or erased."""
+    try:
+        return mailable_address(email, smtputf8=True)
+    except AddressError as refused:
+        why = refused  # the strict check says what is wrong more precisely
     try:
         return repo.normalise_email(email)
-    except ValueError as exc:
-        raise AddressError(str(exc)) from None
+    except ValueError:
+        raise why from None
+
+
+def _as_stored(store: Store, email: str) -> str:
+    """checked_address's spelling; or, when only that is on file, the one an older sign-up stored
+    (an IDN domain as typed, which the mailer could never send to: a pending row)."""
+    address = checked_address(email)
+    try:
+        legacy = repo.normalise_email(email)
+    except ValueError:
+        return address
+    if legacy == address:
+        return address
+    with store.engine.connect() as conn:
+        if repo.find_by_email(conn, address) is None and repo.find_by_email(conn, legacy):
+            return legacy
+    return address
+
+
+def new_address(settings: Settings, email: str) -> str:
+    """The address to subscribe, as stored and sent, or AddressError: the one check that sign-up
+    and import use too (mail.addresses), with SMTPUTF8 as the configured transport allows."""
+    return mailable_address(email, smtputf8=smtputf8_allowed(settings.delivery))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +105,7 @@ def add_subscriber(
     confirmed already. SuppressedAddressError or UnsubscribedAddressError, and nothing
     stored, when the address may not be subscribed."""
     settings.require_list(list_name)
-    address = checked_address(email)
+    address = new_address(settings, email)
     with store.engine.begin() as conn:
         if repo.is_suppressed(conn, repo.address_hash(store.secret, address)):
             raise SuppressedAddressError(address, list_name)
@@ -101,7 +131,7 @@ def remove_subscriber(settings: Settings, store: Store, list_name: str, email: s
     """Unsubscribe the address from the list; leaving the last list also suppresses it
     (reason "unsubscribed")."""
     settings.require_list(list_name)
-    address = checked_address(email)
+    address = _as_stored(store, email)
     with store.engine.begin() as conn:
         person = repo.find_by_email(conn, address)
         on_list = person is not None and membership.unsubscribe(
@@ -225,6 +255,7 @@ def import_subscribers(
         update=update,
         dry_run=dry_run,
         progress=progress,
+        smtputf8=smtputf8_allowed(settings.delivery),
     )
 
 
@@ -281,7 +312,7 @@ class StoredPerson:
 
 def show_subscriber(settings: Settings, store: Store, email: str) -> StoredPerson:
     """Everything stored about the address: subscriptions, consent, suppression."""
-    address = checked_address(email)
+    address = _as_stored(store, email)
     with store.engine.connect() as conn:
         found = people.show(conn, address, store.secret)
     return StoredPerson(
@@ -307,7 +338,7 @@ def erase_subscriber(
     keeping only its hash, suppressed (reason "erased"), so it cannot be imported or subscribed
     again. An address no subscriber holds is left alone (a typo must not block a stranger)
     unless ``block``: then its hash is suppressed all the same."""
-    address = checked_address(email)
+    address = _as_stored(store, email)
     with store.engine.begin() as conn:
         held = repo.find_by_email(conn, address) is not None
         if not held and not block:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from speakerfeed.cli.common import address, fail, load, print_problems, progress_bar, store
-from speakerfeed.errors import SuppressedAddressError, UnsubscribedAddressError
+from speakerfeed.errors import AddressError, SuppressedAddressError, UnsubscribedAddressError
 
 if TYPE_CHECKING:
     from speakerfeed.actions.subscribers import Status
@@ -143,10 +143,13 @@ def subscribers_add(
 ) -> None:
     """Subscribe EMAIL to LIST (pending unless --confirmed). A suppressed or unsubscribed address
     is refused."""
-    from speakerfeed.actions.subscribers import add_subscriber
+    from speakerfeed.actions.subscribers import add_subscriber, new_address
 
-    checked = address(ctx, email)
     settings = load(ctx)
+    try:  # the check sign-up and import make, not the looser one of look-ups
+        checked = new_address(settings, email)
+    except AddressError as exc:
+        fail(ctx, str(exc))
     with store(ctx, settings, list_name) as opened:
         try:
             added = add_subscriber(

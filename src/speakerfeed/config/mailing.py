@@ -162,9 +162,11 @@ class SignupSettings(Section):
         48, ge=1, le=24 * 30, description="How long the link in a confirmation email works."
     )
     per_ip: int = Field(
-        10,
+        40,
         ge=1,
-        description="Sign-ups accepted from one IPv4 address or IPv6 network per window; then 429.",
+        description="Sign-ups accepted from one IPv4 address or IPv6 network per window; then "
+        "429. A burst allowance: enough for a class or an office behind one address to sign up "
+        "together (30 in a few minutes, with room for typos), while a flood stops after this many.",
     )
     per_ip_window_minutes: int = Field(
         10, ge=1, le=24 * 60, description="The window of `per_ip`, in minutes."

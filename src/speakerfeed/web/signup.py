@@ -4,14 +4,14 @@ The form's answer is the same whatever the address: "check your inbox". Whether 
 out (new or pending address, within the per-address limit, not suppressed) is decided in
 speakerfeed.subscriptions.membership and never shown. A filled honeypot gets the same answer
 and no email.
-Too many sign-ups from one IP get 429 before anything else is done.
+Too many sign-ups from one IP get 429 before anything else is done. An address the mailer could
+not send to (mail.addresses) gets 422 with the reason at the field, and nothing is stored.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +20,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from speakerfeed.actions.welcomes import owe_welcome, send_welcome
-from speakerfeed.errors import TransportError
+from speakerfeed.errors import AddressError, TransportError
+from speakerfeed.mail.addresses import mailable_address, smtputf8_allowed
 from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.store import rate_limits
 from speakerfeed.subscriptions import membership
@@ -135,12 +136,13 @@ class SignupPages:
         if not values["email"]:
             errors["email"] = "Enter your email address"
         else:
+            # The one check (mail.addresses): an address the mailer would refuse is the
+            # reader's to fix here, before anything is stored or a per-address window used.
+            smtputf8 = smtputf8_allowed(self.site.settings.delivery)
             try:
-                checked = validate_email(values["email"], check_deliverability=False)
-            except EmailNotValidError:
-                errors["email"] = "Enter an email address in the right form, like name@example.org"
-            else:
-                values["email"] = checked.normalized
+                values["email"] = mailable_address(values["email"], smtputf8=smtputf8)
+            except AddressError as exc:
+                errors["email"] = f"{exc.reason}. Enter an address like name@example.org"
         return errors
 
     def _sign_up(self, values: dict[str, str], request: Request) -> bool | None:
