@@ -25,8 +25,8 @@ Each connection's session, and what its replies mean, is speakerfeed.transports.
 
 from __future__ import annotations
 
-import logging
 import functools
+import logging
 import ssl
 import threading
 import time
