@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 
 from speakerfeed.config import Settings
 from speakerfeed.store.inclusions import PastDigest
+from speakerfeed.store.write_turns import WriteTurns
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Long enough to ride out another process's write transaction, short enough to report a stuck one.
@@ -46,6 +47,7 @@ def engine_for_url(url: str | URL) -> Engine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     event.listen(engine, "connect", _sqlite_pragmas)
+    WriteTurns(SQLITE_BUSY_TIMEOUT_MS / 1000).install(engine)
     return engine
 
 

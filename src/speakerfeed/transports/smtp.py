@@ -25,6 +25,7 @@ Each connection's session, and what its replies mean, is speakerfeed.transports.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import threading
@@ -51,6 +52,14 @@ log = logging.getLogger(__name__)
 MAX_RETRY_DELAY_SECONDS = 300.0
 
 
+@functools.cache
+def system_ssl_context() -> ssl.SSLContext:
+    """The system's CAs, loaded once per process and shared (an SSLContext is safe to share
+    between threads): loading them took 110-270 ms of CPU, and the sign-up page makes a
+    transport for every confirmation email (bench/load.py)."""
+    return ssl.create_default_context()
+
+
 class SmtpTransport(Transport):
     name = "smtp"
 
@@ -68,7 +77,7 @@ class SmtpTransport(Transport):
         ``sleep`` and ``clock``: for tests."""
         self.settings = settings
         self._password = password
-        self._context = ssl_context or ssl.create_default_context()
+        self._context = ssl_context or system_ssl_context()
         self.sleep = sleep
         self._clock = clock
         self.connections: list[Connection] = []

@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from speakerfeed.store.schema import deliveries
+from speakerfeed.store.write_turns import take_write_turn
 
 # The first ``limit`` pending rows in subscriber order, through the index of pending rows
 # (schema.PENDING: its condition written the same way), found again by rowid, not by key.
@@ -72,6 +73,12 @@ def driver(conn: Connection) -> sqlite3.Connection:
     return found
 
 
+def writer(conn: Connection) -> sqlite3.Connection:
+    """``driver``, for a write: this process's turn at the write lock taken first."""
+    take_write_turn(conn)
+    return driver(conn)
+
+
 def take(
     conn: Connection, send_id: str, *, worker: str, limit: int, now: datetime
 ) -> dict[str, int]:
@@ -80,7 +87,7 @@ def take(
     One UPDATE ... RETURNING, the transaction's first write: it waits for SQLite's one write
     lock (the busy timeout) before it reads which rows are pending, so two processes never take
     the same row."""
-    rows = driver(conn).execute(TAKE, (worker, _time(conn, now), send_id, limit)).fetchall()
+    rows = writer(conn).execute(TAKE, (worker, _time(conn, now), send_id, limit)).fetchall()
     return dict(rows)
 
 
@@ -127,7 +134,7 @@ def set_by_rowid(
     bound += [json.dumps(list(rowids)), send_id]
     if only_from is not None:
         bound.append(only_from)
-    driver(conn).execute(statement, bound)
+    writer(conn).execute(statement, bound)
 
 
 def _time(conn: Connection, value: datetime) -> object:
