@@ -92,7 +92,11 @@ def test_id_survives_title_and_slug_changes() -> None:
         # The line where the broken construct starts, not where the scanner gave up.
         ("---\ntitle: [unclosed\ndate: 2024-01-01\n---\n", 2, "not valid YAML"),
         ('---\ntitle: "Unclosed\ndate: 2024-01-01\nauthor: Ann\n\ntags: [a]\n---\n', 2, "quoted"),
-        ("---\ntitle: x\ndate: 2024-01-01\nsummary: 'It\\'s\nauthor: Ann\n---\n", 4, "not valid YAML"),
+        (
+            "---\ntitle: x\ndate: 2024-01-01\nsummary: 'It\\'s\nauthor: Ann\n---\n",
+            4,
+            "not valid YAML",
+        ),
         ("---\ntitle: x\nauthor Ann\ndate: 2024-01-01\n---\n", 3, "could not find expected ':'"),
         ("---\ntitle: x\n  date: 2024-01-01\n---\n", 3, "mapping values are not allowed"),
         ("---\ndate: 2024-01-01\n---\n", 1, "'title' is required"),

@@ -20,6 +20,7 @@ import click
 
 from speakerfeed.config import Settings, load_settings
 from speakerfeed.errors import AddressError, ConfigError, Problem, StoreError
+from speakerfeed.wording import counted
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -78,7 +79,7 @@ def load(ctx: click.Context) -> Settings:
         return load_settings(config)
     except ConfigError as exc:
         print_problems(exc.problems)
-        click.secho(f"{len(exc.problems)} problem(s) in {config}", err=True, bold=True)
+        click.secho(f"{counted(len(exc.problems), 'problem')} in {config}", err=True, bold=True)
         ctx.exit(1)
 
 

@@ -20,6 +20,7 @@ from speakerfeed.cli.common import (
     store,
 )
 from speakerfeed.errors import SendNotFoundError
+from speakerfeed.wording import counted
 
 if TYPE_CHECKING:
     from speakerfeed.config import Settings
@@ -134,15 +135,15 @@ def _rehearse(
         return
     print_findings(made.findings)
     rendered = made.rendered
-    click.echo(f"{rendered.digest.id}: {len(rendered.digest.articles)} articles")
+    click.echo(f"{rendered.digest.id}: {counted(len(rendered.digest.articles), 'article')}")
     click.echo(f"  subject: {rendered.subject}")
     if dry:
         with store(ctx, settings, list_name) as opened:
-            counted = dry_run(settings, opened, list_name, cadence=cadence)
+            rehearsed = dry_run(settings, opened, list_name, cadence=cadence)
         chose = f" who chose {cadence}" if cadence else ""
         click.echo(
-            f"  would go to {counted.audience:,} confirmed subscribers{chose} "
-            f"through the {counted.transport} transport (dry run: nothing sent)"
+            f"  would go to {rehearsed.audience:,} confirmed subscribers{chose} "
+            f"through the {rehearsed.transport} transport (dry run: nothing sent)"
         )
     if test_to:
         copy = send_test_copy(settings, made, address(ctx, test_to))

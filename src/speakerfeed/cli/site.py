@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import click
 
 from speakerfeed.actions.site import build_site, check_site
 from speakerfeed.cli.common import NO_FETCH, config_file, load, print_problems, progress_bar
 from speakerfeed.render.pages import local_time
+from speakerfeed.wording import counted
+
+if TYPE_CHECKING:
+    from speakerfeed.errors import Problem
 
 log = logging.getLogger("speakerfeed")
 
@@ -54,13 +59,26 @@ def check(ctx: click.Context, no_fetch: bool) -> None:
         for article in report.embargoed:
             when = local_time(article.published, zone)  # total: a date of 9999 too
             click.echo(f"  {when:%Y-%m-%d %H:%M %Z}  {article.source}  {article.title}")
-    errors = len(report.errors)
-    click.echo(
-        f"{config_file(ctx)}: ok; {report.files} article files, {report.articles} published, "
-        f"{report.drafts} drafts; {errors} problem(s), {len(report.problems) - errors} warning(s)"
+    settings_found = _errors_and_warnings(report.setting_problems)
+    # Articles and upstream feeds: what is not the settings'.
+    articles_found = _errors_and_warnings(
+        [p for p in report.problems if p not in report.setting_problems]
     )
-    if errors:
+    click.echo(
+        f"{config_file(ctx)}: {settings_found}; articles: {articles_found}, "
+        f"{counted(report.files, 'file')}, {report.articles} published, "
+        f"{counted(report.drafts, 'draft')}"
+    )
+    if report.errors:
         ctx.exit(1)
+
+
+def _errors_and_warnings(problems: list[Problem]) -> str:
+    """ "ok", or "1 error, 2 warnings": the summary of one part of `check`'s findings."""
+    errors = sum(1 for problem in problems if not problem.warning)
+    if not problems:
+        return "ok"
+    return f"{counted(errors, 'error')}, {counted(len(problems) - errors, 'warning')}"
 
 
 @click.command()
@@ -97,8 +115,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         service.rebuild()
         built = service.last_build
         click.echo(
-            f"Built {settings.output_dir}: {built['articles']} articles, "
-            f"{built['written']} files written, {built['problems']} problems"
+            f"Built {settings.output_dir}: {counted(built['articles'], 'article')}, "
+            f"{counted(built['written'], 'file')} written, {counted(built['problems'], 'problem')}"
         )
     host, port = settings.server.host, settings.server.port
     app = create_app(
