@@ -43,7 +43,7 @@ url = "{url}"
 def _messages(data: list[bytes]) -> list[EmailMessage]:
     found = [message_from_bytes(raw, policy=policy.default) for raw in data]
     assert all(isinstance(message, EmailMessage) for message in found)
-    return found  # type: ignore[return-value]
+    return found
 
 
 def _one_click(folder: Path, unsubscribe_url: str, monkeypatch: pytest.MonkeyPatch) -> int:
@@ -118,8 +118,8 @@ def test_test_copies_go_to_each_address_marked_and_leave_the_real_send_untouched
             assert not str(message["Subject"]).startswith("[Test]")
             check_digest(message)  # the same articles: the test did not use them up
 
-    listed = run(folder, "sends", "list").stdout.splitlines()
-    assert len(listed) == 2 and " done " in listed[1] and "3/3" in listed[1], listed
+    ledger = run(folder, "sends", "list").stdout.splitlines()
+    assert len(ledger) == 2 and " done " in ledger[1] and "3/3" in ledger[1], ledger
 
 
 @pytest.mark.parametrize(

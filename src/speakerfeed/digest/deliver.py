@@ -143,6 +143,9 @@ def run_send(
         if complete and unfinished == 0:
             ledger.set_send_state(conn, send_id, SendState.DONE)
             state = SendState.DONE
+            if progress is not None:  # every recipient finished: the bar ends at 100 %
+                finished = sum(counts[s] for s in FINISHED)
+                progress(finished, finished)
         else:
             state = SendState.SENDING
     report = SendReport(send_id, state, counts, trouble)
