@@ -142,7 +142,7 @@ def _rehearse(
             rehearsed = dry_run(settings, opened, list_name, cadence=cadence)
         chose = f" who chose {cadence}" if cadence else ""
         click.echo(
-            f"  would go to {rehearsed.audience:,} confirmed subscribers{chose} "
+            f"  would go to {counted(rehearsed.audience, 'confirmed subscriber')}{chose} "
             f"through the {rehearsed.transport} transport (dry run: nothing sent)"
         )
     if test_to is not None:
@@ -287,5 +287,5 @@ def sends_resume(ctx: click.Context, send_id: str, resend_unknown: bool, quiet: 
         except SendNotFoundError as exc:
             fail(ctx, str(exc))
     if resumed.again:
-        click.echo(f"{resumed.again} unknown rows will be sent again")
+        click.echo(f"{counted(resumed.again, 'unknown row')} will be sent again")
     _print_report(ctx, resumed.report)

@@ -31,6 +31,7 @@ from speakerfeed.errors import SendNotFoundError
 from speakerfeed.models import DeliveryState, Digest, RenderedDigest, SendState
 from speakerfeed.store import ledger
 from speakerfeed.transports.base import Transport
+from speakerfeed.wording import counted
 
 __all__ = ["FINISHED", "Progress", "SendReport", "resume", "run_send", "worker_name"]
 
@@ -91,7 +92,9 @@ def run_send(
         )
         if stale:
             log.warning(
-                "%s: %d rows left in flight by a stopped sender are now unknown", send_id, stale
+                "%s: %s left in flight by a stopped sender now unknown",
+                send_id,
+                counted(stale, "row"),
             )
         state = str(row["state"])
         if state in (SendState.DONE, SendState.CANCELLED, SendState.PAUSED):
@@ -193,4 +196,4 @@ def _report(engine: Engine, send_id: str, state: str, note: str) -> SendReport:
 
 
 def _minutes(delta: timedelta) -> str:
-    return f"{int(delta.total_seconds() // 60)} minutes"
+    return counted(int(delta.total_seconds() // 60), "minute")
