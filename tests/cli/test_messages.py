@@ -85,3 +85,46 @@ def test_build_counts_one_article_in_the_singular(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     assert ": 1 article (1 file, 1 parsed" in built.stdout, built.stdout
     assert "0 problems;" in built.stdout
+
+
+def test_send_dry_run_counts_articles_and_readers_in_the_right_number(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    def hours_ago(hours: int) -> str:
+        return f"{datetime.now(UTC) - timedelta(hours=hours):%Y-%m-%d %H:%M}"
+
+    lists = '\n[email]\nfrom_address = "The Speaker <digest@speakernews.co.uk>"\n'
+    lists += 'postal_address = "The Speaker, 20 Example Street, London"\n'
+    lists += '\n[[lists]]\nname = "daily"\ntitle = "The Speaker Daily"\n'
+    lists += '\n[delivery]\ntransport = "outbox"\n'
+    folder = _project(
+        tmp_path,
+        {"bridge.md": markdown_article("Bridge vote: “yes”, narrowly", hours_ago(5))},
+        BASE_CONFIG + lists,
+    )
+    secret = "messages-test-secret-key-0123456789"
+
+    def dry_run() -> str:
+        result = run_speakerfeed(folder, "send", "daily", "--dry-run", "--no-fetch", secret=secret)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    first = dry_run()
+    assert ": 1 article\n" in first and "would go to 0 confirmed subscribers " in first, first
+    added = run_speakerfeed(
+        folder,
+        "subscribers",
+        "add",
+        "Zoë@Example.org",
+        "--list",
+        "daily",
+        "--confirmed",
+        secret=secret,
+    )
+    assert added.returncode == 0, added.stderr
+    (folder / "articles" / "fair.md").write_text(
+        markdown_article("School fair", hours_ago(3)), encoding="utf-8"
+    )
+    second = dry_run()
+    assert ": 2 articles\n" in second and "would go to 1 confirmed subscriber " in second, second
+    assert not (folder / "var" / "outbox").exists()  # a dry run sends nothing
