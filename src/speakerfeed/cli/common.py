@@ -196,6 +196,8 @@ def send_progress(enabled: bool) -> Iterator[SendProgress | None]:
         return f"{sent[0] / elapsed:,.0f} msg/s"
 
     def advance(done: int, total: int) -> None:
+        if not total:  # nobody to send to: no bar at 0/0
+            return
         if not bars:
             bar: ProgressBar[int] = click.progressbar(
                 length=max(total, 1),
