@@ -31,6 +31,7 @@ def test_counted_says_one_in_the_singular() -> None:
     assert counted(0, "problem") == "0 problems"
     assert counted(1, "entry", "entries") == "1 entry"
     assert counted(3, "entry", "entries") == "3 entries"
+    assert counted(12345, "reader") == "12,345 readers"
 
 
 def test_an_unclosed_quote_on_line_2_is_reported_at_line_2(tmp_path: Path) -> None:
