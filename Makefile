@@ -7,16 +7,43 @@ BIN := $(VENV)/bin
 # its own .venv-X.Y; `make test-pythons` does that, `.ci/run` runs it after `make test`.
 OTHER_PYTHONS ?= 3.12 3.13
 
-.PHONY: serve test lint bench install install-test clean test-pythons
+.PHONY: serve test lint bench install install-test clean test-pythons check-python
 
-$(BIN)/python:
+# Before .venv is made or used: PYTHON must be 3.11 or newer, and an existing .venv must still run
+# and be of PYTHON's version (one made with an interpreter since removed or replaced is stale).
+# Each says what to do, instead of a syntax error from pip or a "bad interpreter" from .venv.
+PY_VERSION := import platform; print(platform.python_version())
+AGAIN = then run: make $(or $(MAKECMDGOALS),serve)
+
+check-python:
+	@v=$$($(PYTHON) -c '$(PY_VERSION)' 2>/dev/null) || v=""; \
+	case "$$v" in \
+	  3.1[1-9]*|3.[2-9][0-9]*) ;; \
+	  "") echo "make: cannot run PYTHON=$(PYTHON): speakerfeed needs Python 3.11 or newer;" \
+	        "install one and name it, e.g. make serve PYTHON=python3.12" >&2; exit 1;; \
+	  *) echo "make: speakerfeed needs Python 3.11 or newer, but PYTHON=$(PYTHON) is $$v;" \
+	       "install a newer one (apt install python3.12, or pyenv install 3.12) and name it," \
+	       "e.g. make serve PYTHON=python3.12" >&2; exit 1;; \
+	esac; \
+	[ -e $(VENV) ] || exit 0; \
+	made=$$($(BIN)/python -c '$(PY_VERSION)' 2>/dev/null) || made=""; \
+	if [ -z "$$made" ]; then \
+	  echo "make: $(VENV) is stale: its python does not run (the interpreter it was made" \
+	       "with is gone); remove it with rm -rf $(VENV), $(AGAIN)" >&2; exit 1; \
+	fi; \
+	if [ "$${made%.*}" != "$${v%.*}" ]; then \
+	  echo "make: $(VENV) is stale: it was made with Python $$made, not PYTHON=$(PYTHON)" \
+	       "($$v); remove it with rm -rf $(VENV), $(AGAIN)" >&2; exit 1; \
+	fi
+
+$(BIN)/python: | check-python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+install: check-python $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
+install-test: check-python $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
 serve: install

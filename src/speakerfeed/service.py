@@ -35,6 +35,7 @@ from speakerfeed.store.engine import check_connection
 from speakerfeed.store.leader import Leadership
 from speakerfeed.store.sends import active_send_ids
 from speakerfeed.transports.base import Transport
+from speakerfeed.wording import counted
 
 log = logging.getLogger("speakerfeed.service")
 
@@ -202,7 +203,7 @@ class Service:
         folder = self.settings.articles_dir
         folder.mkdir(parents=True, exist_ok=True)
         for changes in watch(folder, stop_event=self.stopping, debounce=400, rust_timeout=1000):
-            log.info("articles changed (%d files): rebuilding", len(changes))
+            log.info("articles changed (%s): rebuilding", counted(len(changes), "file"))
             try:
                 self.rebuild()
             except Exception:

@@ -19,7 +19,7 @@ from speakerfeed.actions.digests import (
     dry_run,
     lint_digest,
     preview_digest,
-    send_test_copy,
+    send_test_copies,
     upcoming_digest,
 )
 from speakerfeed.actions.schedules import (
@@ -307,13 +307,15 @@ def test_a_test_copy_goes_to_the_outbox_and_records_no_send(
 ) -> None:
     made = upcoming_digest(settings, "daily", fetch_upstreams=False, now=at(11))
     assert isinstance(made, Preview) and not made.blocked
-    copy = send_test_copy(settings, made, "Editor@Example.org")
+    (copy,) = send_test_copies(settings, made, ["Editor@Example.org"])
     assert copy == CopySent("editor@example.org", Outcome.SENT, copy.detail) and copy.sent
     (message,) = (settings.root / "var" / "outbox").glob("*.eml")
     assert b"editor@example.org" in message.read_bytes()
+    assert b"Subject: [Test] " in message.read_bytes()
     assert list_sends(settings, store) == []
-    with pytest.raises(AddressError):
-        send_test_copy(settings, made, "editor")
+    with pytest.raises(AddressError):  # checked before anything is sent
+        send_test_copies(settings, made, ["ann@example.org", "editor"])
+    assert len(list((settings.root / "var" / "outbox").glob("*.eml"))) == 1
 
 
 def test_preview_and_lint_the_next_digest(settings: Settings, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_init_makes_a_publication_that_builds_checks_and_previews(tmp_path: Path
 
     checked = run_speakerfeed(folder, "check", "--no-fetch")
     assert checked.returncode == 0, checked.stderr
-    assert "1 published, 0 drafts; 0 problem(s), 0 warning(s)" in checked.stdout
+    assert "config.toml: ok; articles: ok, 1 file, 1 published, 0 drafts" in checked.stdout
 
     built = run_speakerfeed(folder, "build", "--no-fetch")
     assert built.returncode == 0, built.stderr

@@ -79,8 +79,13 @@ def test_send_through_the_outbox_once_and_only_once(tmp_path: Path) -> None:
     assert len(list((folder / "var" / "outbox").glob("*.eml"))) == 3
 
     listed = run(folder, "sends", "list")
-    assert re.search(r"daily-\S+\s+done\s+3/3", listed.stdout), listed.stdout
-    send_id = listed.stdout.split()[0]
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["ID", "STATE", "SENT/RECIPIENTS", "CREATED"]
+    assert re.search(r"daily-\S+\s+done\s+3/3", row), listed.stdout
+    # Each value sits under its heading.
+    assert row.index("done") == header.index("STATE")
+    assert row.index("3/3") + len("3/3") == header.index("SENT/RECIPIENTS") + len("SENT/RECIPIENTS")
+    send_id = row.split()[0]
     shown = run(folder, "sends", "show", send_id)
     assert "sent" in shown.stdout and "done" in shown.stdout
     missing = run(folder, "sends", "show", "nope")
@@ -209,7 +214,7 @@ def addressed(paths: list[Path]) -> list[str]:
 
 
 def send_id_of(folder: Path) -> str:
-    return run(folder, "sends", "list").stdout.split()[0]
+    return run(folder, "sends", "list").stdout.splitlines()[1].split()[0]  # under the header
 
 
 @pytest.mark.usefixtures("namespaces")

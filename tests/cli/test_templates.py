@@ -54,7 +54,7 @@ def test_an_override_replaces_one_template_and_the_rest_stay_shipped(project: Pa
     )
     checked = run_speakerfeed(project, "check", "--no-fetch")
     assert checked.returncode == 0, checked.stderr
-    assert "0 problem(s), 0 warning(s)" in checked.stdout
+    assert "config.toml: ok; articles: ok, " in checked.stdout
 
     html, text = _preview_text(project)
     assert "EDITOR'S CUT\nUnsubscribe: http://127.0.0.1:8080/unsubscribe/news/" in text
@@ -73,7 +73,7 @@ def test_a_copy_of_every_shipped_template_checks_clean(project: Path) -> None:
     assert override_names(project / "templates") == override_names(SHIPPED_TEMPLATES_DIR)
     checked = run_speakerfeed(project, "check", "--no-fetch")
     assert checked.returncode == 0, checked.stderr
-    assert "0 problem(s), 0 warning(s)" in checked.stdout
+    assert "config.toml: ok; articles: ok, " in checked.stdout
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_check_warns_when_mail_leaves_but_links_lead_to_this_machine(project: Pa
         "email.app_url: warning: links in emails lead to http://127.0.0.1:8080 (email.app_url "
         "is unset: where `serve` listens), not a public https URL, but delivery is smtp"
     ) in checked.stderr
-    assert "1 warning(s)" in checked.stdout
+    assert "config.toml: 0 errors, 1 warning; articles: ok, " in checked.stdout
 
     config.write_text(
         text.replace('# transport = "outbox"', 'transport = "smtp"').replace(
@@ -171,7 +171,7 @@ def test_check_warns_when_mail_leaves_but_links_lead_to_this_machine(project: Pa
     )
     checked = run_speakerfeed(project, "check", "--no-fetch")
     assert "app_url" not in checked.stderr
-    assert "0 warning(s)" in checked.stdout
+    assert "config.toml: ok; articles: ok, " in checked.stdout
 
 
 @pytest.mark.parametrize(

@@ -121,12 +121,25 @@ def test_someone_who_leaves_during_a_send_gets_nothing_more(
             return super().send(batch)
 
     transport = LeavingMidway()
-    report = dispatch.run_send(store, settings, "daily-1", transport, secret=SECRET)
+    seen: list[tuple[int, int]] = []
+    report = dispatch.run_send(
+        store,
+        settings,
+        "daily-1",
+        transport,
+        secret=SECRET,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     sent = {message.envelope_to for message in transport.sent}
     assert len(leavers) == 2 and not sent & set(leavers)
     # One who unsubscribes before being added is not in the send's audience at all.
     assert report.counts["skipped"] == (2 if audience == "recorded" else 1)
     assert report.counts["sent"] == 27
+    # The progress bar counts recipients and ends at 100 %: when the audience shrank while the
+    # send went, its total follows, rather than the bar stopping at 28/29.
+    finished = 27 + report.counts["skipped"]
+    assert seen[0][1] == 29 and seen[-1] == (finished, finished), seen
+    assert all(done <= total for done, total in seen), seen
 
 
 def test_outcomes_are_recorded_and_deferred_rows_return_to_pending(

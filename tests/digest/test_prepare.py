@@ -56,7 +56,7 @@ def test_preview_writes_the_next_digest_with_the_seed(project: Path, tmp_path: P
 def test_lint_passes_on_the_repository(project: Path) -> None:
     result = _run(project, "digest", "lint", "daily", "--no-fetch")
     assert result.returncode == 0, result.stderr
-    assert "0 error(s)" in result.stdout
+    assert "0 errors, 0 warnings" in result.stdout
 
 
 def test_unknown_list_is_named(project: Path) -> None:

@@ -89,7 +89,16 @@ def test_id_survives_title_and_slug_changes() -> None:
     [
         ("no front matter\n", 1, "expected front matter"),
         ("---\ntitle: x\n", 1, "not closed"),
-        ("---\ntitle: [unclosed\ndate: 2024-01-01\n---\n", 3, "not valid YAML"),
+        # The line where the broken construct starts, not where the scanner gave up.
+        ("---\ntitle: [unclosed\ndate: 2024-01-01\n---\n", 2, "not valid YAML"),
+        ('---\ntitle: "Unclosed\ndate: 2024-01-01\nauthor: Ann\n\ntags: [a]\n---\n', 2, "quoted"),
+        (
+            "---\ntitle: x\ndate: 2024-01-01\nsummary: 'It\\'s\nauthor: Ann\n---\n",
+            4,
+            "not valid YAML",
+        ),
+        ("---\ntitle: x\nauthor Ann\ndate: 2024-01-01\n---\n", 3, "could not find expected ':'"),
+        ("---\ntitle: x\n  date: 2024-01-01\n---\n", 3, "mapping values are not allowed"),
         ("---\ndate: 2024-01-01\n---\n", 1, "'title' is required"),
         ("---\ntitle: x\n---\n", 1, "'date' is required"),
         ("---\ntitle: x\ndate: yesterday\n---\n", 3, "expected a date"),

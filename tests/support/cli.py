@@ -42,3 +42,47 @@ def run_speakerfeed(
         timeout=timeout,
         check=False,
     )
+
+
+def run_speakerfeed_on_terminal(
+    folder: Path,
+    *args: str,
+    secret: str | None = None,
+    timeout: float = 180,
+    extra_env: Mapping[str, str] | None = None,
+) -> tuple[int, str]:
+    """`speakerfeed ARGS` in ``folder`` with its output on a pseudo-terminal, as in an editor's
+    shell (progress bars are drawn only there): (exit status, everything it wrote, stdout and
+    stderr together, with the terminal's CRLF line ends)."""
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            speakerfeed_command(*args),
+            cwd=folder,
+            env=cli_env(secret, **{"COLUMNS": "120", **(extra_env or {})}),
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+        )
+    finally:
+        os.close(terminal)  # the child holds its own copy: reading ends when it exits
+    output = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], timeout)
+            if not ready:
+                process.kill()
+                raise TimeoutError(f"speakerfeed {' '.join(args)}: no output for {timeout} s")
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+    return process.wait(timeout=timeout), output.decode("utf-8", "replace")

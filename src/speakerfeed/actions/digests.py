@@ -7,7 +7,8 @@ The dry run counts by the definition the send itself takes its audience by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from speakerfeed.digest.issue import NothingNew
 from speakerfeed.digest.letter import MessageTemplate
 from speakerfeed.digest.prepare import Preview, prepare, write_preview
 from speakerfeed.digest.select import cadence_schedule
+from speakerfeed.errors import AddressError
 from speakerfeed.models import Outcome, Subscriber
 from speakerfeed.render.lint import Finding
 from speakerfeed.store.subscribers import count_audience
@@ -132,16 +134,36 @@ class CopySent:
         return self.outcome is Outcome.SENT
 
 
-def send_test_copy(
-    settings: Settings, digest: Preview, email: str, *, transport: Transport | None = None
-) -> CopySent:
-    """Send one copy of ``digest`` (from ``upcoming_digest``) to ``email`` only, through the
-    configured transport (or ``transport``). Nothing is recorded: no send, no ledger row."""
-    address = checked_address(email)
+# Who a test copy is made for. Its unsubscribe and preferences links are signed for this id,
+# which no reader can have (theirs are 16 random URL-safe characters: store.subscribers), so a
+# colleague who clicks "unsubscribe" in a test copy unsubscribes nobody.
+TEST_SUBSCRIBER_ID = "test-send"
+TEST_SUBJECT_PREFIX = "[Test] "
+
+
+def send_test_copies(
+    settings: Settings,
+    digest: Preview,
+    emails: Sequence[str],
+    *,
+    transport: Transport | None = None,
+) -> tuple[CopySent, ...]:
+    """Send ``digest`` (from ``upcoming_digest``) as a sample reader gets it to each of
+    ``emails`` (To: that address alone), its subject starting "[Test] ", through the
+    configured transport (or ``transport``). Every address is checked first: AddressError
+    names the first bad one and nothing is sent. Nothing is recorded: no send, no ledger row,
+    no inclusion, so the real send still carries the same articles."""
+    addresses = list(dict.fromkeys(checked_address(email) for email in emails))
+    if not addresses:
+        raise AddressError("no address to send a test copy to")
     rendered = digest.rendered
     list_settings = settings.require_list(rendered.digest.list_name)
     template = MessageTemplate.build(rendered, settings, list_settings, load_secret_key(settings))
-    batch = template.batch([Subscriber("test-send", address, "")])
+    template = replace(template, subject=TEST_SUBJECT_PREFIX + template.subject)
+    batch = template.batch(Subscriber(TEST_SUBSCRIBER_ID, address, "") for address in addresses)
     with transport or transport_from_settings(settings.delivery, settings.root) as sending:
-        (result,) = sending.send(batch)
-    return CopySent(address, result.outcome, result.detail)
+        results = sending.send(batch)  # one per recipient, in the batch's order
+    return tuple(
+        CopySent(address, result.outcome, result.detail)
+        for address, result in zip(addresses, results, strict=True)
+    )

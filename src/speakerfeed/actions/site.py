@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 from speakerfeed.config import Settings
@@ -39,15 +40,24 @@ def build_site(
     return report
 
 
+@dataclass(slots=True)
+class SiteCheck(ReadReport):
+    """What `check` found: ``problems`` holds them all; ``setting_problems`` those of them that
+    are in the settings (template overrides, email.app_url) rather than articles or upstreams."""
+
+    setting_problems: list[Problem] = field(default_factory=list)
+
+
 def check_site(
     settings: Settings, *, fetch_upstreams: bool = True, clock: Clock = system_clock
-) -> ReadReport:
+) -> SiteCheck:
     """Read every article (and the upstream feeds) and report what is wrong, and which articles
     are embargoed (dated after ``clock()``); nothing written but the parsed-article cache."""
-    _, report = read_articles(settings, fetch_upstreams=fetch_upstreams, now=clock())
-    report.problems.extend(check_overrides(settings))
-    report.problems.extend(app_url_problems(settings))
-    report.problems.extend(note_problems(settings))
+    _, read = read_articles(settings, fetch_upstreams=fetch_upstreams, now=clock())
+    report = SiteCheck(**{part.name: getattr(read, part.name) for part in fields(ReadReport)})
+    report.setting_problems = [*check_overrides(settings), *app_url_problems(settings)]
+    report.problems.extend(report.setting_problems)
+    report.problems.extend(note_problems(settings))  # content, like articles
     return report
 
 

@@ -20,6 +20,7 @@ import click
 
 from speakerfeed.config import Settings, load_settings
 from speakerfeed.errors import AddressError, ConfigError, Problem, StoreError
+from speakerfeed.wording import counted
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., object])
 
-# (phase, items done, items in all): reading articles, importing a file.
+# (phase, items just finished, items in all): reading articles, importing a file.
 PhaseProgress = Callable[[str, int, int], None]
-# (messages done, messages in the send).
+# (recipients finished so far, recipients of the send): both counted in people.
 SendProgress = Callable[[int, int], None]
 
 
@@ -78,7 +79,7 @@ def load(ctx: click.Context) -> Settings:
         return load_settings(config)
     except ConfigError as exc:
         print_problems(exc.problems)
-        click.secho(f"{len(exc.problems)} problem(s) in {config}", err=True, bold=True)
+        click.secho(f"{counted(len(exc.problems), 'problem')} in {config}", err=True, bold=True)
         ctx.exit(1)
 
 
@@ -160,10 +161,18 @@ def progress_bar(enabled: bool) -> Iterator[PhaseProgress | None]:
         bar = bars.get(phase)
         if bar is None:
             bar = bars[phase] = click.progressbar(
-                length=total, label=f"{phase:16}", file=sys.stderr, show_pos=True, show_eta=True
+                length=total,
+                label=f"{phase:16}",
+                file=sys.stderr,
+                show_pos=True,
+                show_percent=True,
+                show_eta=True,
             )
             bar.__enter__()
-        bar.update(done)
+        if bar.finished:
+            return
+        # Never past the total: "120/100" or "104 %" would be a lie, whatever a caller counts.
+        bar.update(max(0, min(done, total - bar.pos)))
         if bar.pos >= total:
             bar.__exit__(None, None, None)
 
@@ -187,19 +196,27 @@ def send_progress(enabled: bool) -> Iterator[SendProgress | None]:
         return f"{sent[0] / elapsed:,.0f} msg/s"
 
     def advance(done: int, total: int) -> None:
+        if not total:  # nobody to send to: no bar at 0/0
+            return
         if not bars:
             bar: ProgressBar[int] = click.progressbar(
                 length=max(total, 1),
-                label="sending",
+                label="sending to recipients",
                 file=sys.stderr,
                 show_pos=True,
+                show_percent=True,
                 show_eta=True,
                 item_show_func=show,
             )
             bar.__enter__()
             bars.append(bar)
+        bar = bars[0]
+        # The total can change as the send goes (readers who leave meanwhile are not sent to;
+        # deliver reports the final count when the send is done): follow it, so the bar ends
+        # at done/done, 100 %, and never shows more done than there are.
+        bar.length = max(total, done, 1)
         sent[0] = done
-        bars[0].update(done - bars[0].pos, current_item=done)
+        bar.update(done - bar.pos, current_item=done)
 
     try:
         yield advance

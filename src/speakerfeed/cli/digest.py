@@ -15,6 +15,7 @@ from speakerfeed.cli.common import (
     print_findings,
     print_problems,
 )
+from speakerfeed.wording import counted
 
 
 @click.group()
@@ -68,7 +69,8 @@ def preview(
         click.echo(f"wrote {path}")
     rendered = made_digest.rendered
     click.echo(
-        f"{rendered.digest.id}: {len(rendered.digest.articles)} articles; {rendered.subject}"
+        f"{rendered.digest.id}: {counted(len(rendered.digest.articles), 'article')}; "
+        f"{rendered.subject}"
     )
     note = made_digest.note
     if note is not None:  # the editor sees which file the next send will take, and move
@@ -103,7 +105,8 @@ def lint(ctx: click.Context, list_name: str, no_fetch: bool, cadence: str) -> No
         case Linted():
             print_findings(linted.findings)
             click.echo(
-                f"{linted.digest_id}: {linted.errors} error(s), {linted.warnings} warning(s)"
+                f"{linted.digest_id}: {counted(linted.errors, 'error')}, "
+                f"{counted(linted.warnings, 'warning')}"
             )
             if linted.errors:
                 ctx.exit(1)

@@ -10,7 +10,6 @@ import click
 
 from speakerfeed.cli.common import (
     NO_FETCH,
-    address,
     cadence_option,
     digest_name,
     fail,
@@ -19,7 +18,8 @@ from speakerfeed.cli.common import (
     send_progress,
     store,
 )
-from speakerfeed.errors import SendNotFoundError
+from speakerfeed.errors import AddressError, SendNotFoundError
+from speakerfeed.wording import counted
 
 if TYPE_CHECKING:
     from speakerfeed.config import Settings
@@ -45,9 +45,10 @@ _EXIT_STATUS = (
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send and record nothing.")
 @click.option(
     "--test-to",
-    metavar="EMAIL",
+    metavar="EMAIL[,EMAIL...]",
     default=None,
-    help="Send one copy to EMAIL only (not recorded, nobody else gets it).",
+    help='Send a test copy to each EMAIL only (comma-separated), its subject starting "[Test]": '
+    "not recorded as a send, nobody else gets it, the articles stay for the real send.",
 )
 @click.option(
     "--now", is_flag=True, help="Send now, whatever the list's schedule says (the default)."
@@ -82,7 +83,7 @@ def send(
     check_cadence(settings, list_name, cadence)  # an unknown one stops here, before anything
     name = digest_name(list_name, cadence)
     moment = datetime.now(UTC)
-    if dry_run or test_to:
+    if dry_run or test_to is not None:  # `--test-to ''` too: an error, never a real send
         _rehearse(ctx, settings, list_name, cadence, moment, dry_run, test_to, not no_fetch)
         return
     # Made first: a missing password or API key is reported before anything is recorded.
@@ -124,7 +125,7 @@ def _rehearse(
     fetch: bool,
 ) -> None:
     """`send --dry-run` and `send --test-to`: the digest, who it would go to, a test copy."""
-    from speakerfeed.actions.digests import dry_run, send_test_copy, upcoming_digest
+    from speakerfeed.actions.digests import dry_run, send_test_copies, upcoming_digest
     from speakerfeed.digest.issue import NothingNew
 
     made = upcoming_digest(settings, list_name, cadence=cadence, fetch_upstreams=fetch, now=moment)
@@ -134,23 +135,43 @@ def _rehearse(
         return
     print_findings(made.findings)
     rendered = made.rendered
-    click.echo(f"{rendered.digest.id}: {len(rendered.digest.articles)} articles")
+    click.echo(f"{rendered.digest.id}: {counted(len(rendered.digest.articles), 'article')}")
     click.echo(f"  subject: {rendered.subject}")
     if dry:
         with store(ctx, settings, list_name) as opened:
-            counted = dry_run(settings, opened, list_name, cadence=cadence)
+            rehearsed = dry_run(settings, opened, list_name, cadence=cadence)
         chose = f" who chose {cadence}" if cadence else ""
         click.echo(
-            f"  would go to {counted.audience:,} confirmed subscribers{chose} "
-            f"through the {counted.transport} transport (dry run: nothing sent)"
+            f"  would go to {counted(rehearsed.audience, 'confirmed subscriber')}{chose} "
+            f"through the {rehearsed.transport} transport (dry run: nothing sent)"
         )
-    if test_to:
-        copy = send_test_copy(settings, made, address(ctx, test_to))
-        click.echo(f"  test copy to {copy.address}: {copy.outcome.value} {copy.detail}".rstrip())
-        if not copy.sent:
+    if test_to is not None:
+        copies = send_test_copies(settings, made, _test_addresses(ctx, test_to))
+        for copy in copies:
+            click.echo(
+                f"  test copy to {copy.address}: {copy.outcome.value} {copy.detail}".rstrip()
+            )
+        if not all(copy.sent for copy in copies):
             ctx.exit(1)
     if made.blocked:
         ctx.exit(1)
+
+
+def _test_addresses(ctx: click.Context, test_to: str) -> list[str]:
+    """--test-to's comma-separated addresses, each checked as subscribers' are; a bad or empty
+    one stops before anything is sent."""
+    from speakerfeed.actions.subscribers import checked_address
+
+    addresses = [part.strip() for part in test_to.split(",")]
+    if not any(addresses):
+        fail(ctx, "--test-to: expected one or more email addresses, separated by commas")
+    for number, part in enumerate(addresses, start=1):
+        if not part:
+            fail(ctx, f"--test-to: address {number} of {len(addresses)} is empty ({test_to!r})")
+    try:
+        return [checked_address(part) for part in addresses]
+    except AddressError as exc:
+        fail(ctx, f"--test-to: {exc}")
 
 
 def _print_report(ctx: click.Context, report: SendReport) -> None:
@@ -199,9 +220,12 @@ def sends_list(ctx: click.Context, limit: int) -> None:
         found = list_sends(settings, opened, limit=limit)
     if not found:
         click.echo("no sends yet")
+        return
+    click.echo(f"{'ID':32} {'STATE':10} {'SENT/RECIPIENTS':>19} CREATED")
     for item in found:
+        progress = f"{item.done:,}/{item.total:,}"
         click.echo(
-            f"{item.id:32} {item.state:10} {item.done:>9,}/{item.total:<9,} "
+            f"{item.id:32} {item.state:10} {progress:>19} "
             f"{item.created_at.isoformat(timespec='seconds')}"
         )
 
@@ -263,5 +287,5 @@ def sends_resume(ctx: click.Context, send_id: str, resend_unknown: bool, quiet: 
         except SendNotFoundError as exc:
             fail(ctx, str(exc))
     if resumed.again:
-        click.echo(f"{resumed.again} unknown rows will be sent again")
+        click.echo(f"{counted(resumed.again, 'unknown row')} will be sent again")
     _print_report(ctx, resumed.report)

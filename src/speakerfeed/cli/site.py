@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+from typing import TYPE_CHECKING
 
 import click
 
 from speakerfeed.actions.site import build_site, check_site
-from speakerfeed.cli.common import NO_FETCH, config_file, load, print_problems, progress_bar
+from speakerfeed.cli.common import (
+    NO_FETCH,
+    config_file,
+    fail,
+    load,
+    print_problems,
+    progress_bar,
+)
 from speakerfeed.render.pages import local_time
+from speakerfeed.wording import counted
+
+if TYPE_CHECKING:
+    from speakerfeed.errors import Problem
 
 log = logging.getLogger("speakerfeed")
 
@@ -54,13 +68,26 @@ def check(ctx: click.Context, no_fetch: bool) -> None:
         for article in report.embargoed:
             when = local_time(article.published, zone)  # total: a date of 9999 too
             click.echo(f"  {when:%Y-%m-%d %H:%M %Z}  {article.source}  {article.title}")
-    errors = len(report.errors)
-    click.echo(
-        f"{config_file(ctx)}: ok; {report.files} article files, {report.articles} published, "
-        f"{report.drafts} drafts; {errors} problem(s), {len(report.problems) - errors} warning(s)"
+    settings_found = _errors_and_warnings(report.setting_problems)
+    # Articles and upstream feeds: what is not the settings'.
+    articles_found = _errors_and_warnings(
+        [p for p in report.problems if p not in report.setting_problems]
     )
-    if errors:
+    click.echo(
+        f"{config_file(ctx)}: {settings_found}; articles: {articles_found}, "
+        f"{counted(report.files, 'file')}, {report.articles} published, "
+        f"{counted(report.drafts, 'draft')}"
+    )
+    if report.errors:
         ctx.exit(1)
+
+
+def _errors_and_warnings(problems: list[Problem]) -> str:
+    """ "ok", or "1 error, 2 warnings": the summary of one part of `check`'s findings."""
+    errors = sum(1 for problem in problems if not problem.warning)
+    if not problems:
+        return "ok"
+    return f"{counted(errors, 'error')}, {counted(len(problems) - errors, 'warning')}"
 
 
 @click.command()
@@ -85,6 +112,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
             update={"host": host or settings.server.host, "port": port or settings.server.port}
         )
         settings = settings.model_copy(update={"server": server})
+    # Taken first, before the database and the build: a port in use is said at once, in words,
+    # not by uvicorn's errno after "Serving ... on" has already been printed.
+    listening = _listening_socket(ctx, settings.server.host, settings.server.port)
     # A service's log says what it did (builds, sends, elections, start and stop) without -v;
     # uvicorn's access log (every feed reader's poll) only with -v.
     if log.getEffectiveLevel() > logging.INFO:
@@ -97,8 +127,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         service.rebuild()
         built = service.last_build
         click.echo(
-            f"Built {settings.output_dir}: {built['articles']} articles, "
-            f"{built['written']} files written, {built['problems']} problems"
+            f"Built {settings.output_dir}: {counted(built['articles'], 'article')}, "
+            f"{counted(built['written'], 'file')} written, {counted(built['problems'], 'problem')}"
         )
     host, port = settings.server.host, settings.server.port
     app = create_app(
@@ -111,7 +141,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
     click.echo(f"Serving {settings.output_dir} on http://{host}:{port}/ (Ctrl+C to stop)")
     origin = "email.app_url" if settings.email.app_url else "where it listens: email.app_url unset"
     log.info("links in emails lead to %s (%s)", settings.app_url, origin)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -124,6 +154,40 @@ def serve(ctx: click.Context, host: str | None, port: int | None, no_build: bool
         # A line per request costs more CPU than serving a 304 does: only with -v.
         access_log=logging.getLogger().level <= logging.INFO,
     )
+    web_server = uvicorn.Server(config)
+    web_server.run(sockets=[listening])  # the socket taken above: nobody can have taken it since
+    if not web_server.started:  # uvicorn logged why (the app's startup failed)
+        ctx.exit(1)
+
+
+def _listening_socket(ctx: click.Context, host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` for uvicorn (which listens on it), or a message that
+    says what is wrong and which option changes it, and exit 1."""
+    # As uvicorn binds: IPv6 for an IPv6 address, else IPv4 (a name such as localhost too), and
+    # SO_REUSEADDR, so a restart can take the port while the last run's connections close.
+    ipv6 = ":" in host
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except socket.gaierror as exc:
+        sock.close()
+        fail(ctx, f"cannot listen on {host!r}: {exc.strerror}; choose another with --host")
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if ipv6 else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is in use (another speakerfeed serve, or another program)"
+        elif exc.errno == errno.EACCES:
+            reason = "permission denied (ports below 1024 need privileges)"
+        else:
+            reason = exc.strerror or str(exc)
+        fail(
+            ctx,
+            f"cannot listen on {where}: {reason}; choose another port with --port PORT "
+            "(or server.port in config.toml)",
+        )
+    return sock
 
 
 @click.command()

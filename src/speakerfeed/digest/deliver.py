@@ -32,6 +32,7 @@ from speakerfeed.errors import SendNotFoundError
 from speakerfeed.models import DeliveryState, Digest, RenderedDigest, SendState
 from speakerfeed.store import ledger
 from speakerfeed.transports.base import Transport
+from speakerfeed.wording import counted
 
 __all__ = ["FINISHED", "Progress", "SendReport", "resume", "run_send", "worker_name"]
 
@@ -92,7 +93,9 @@ def run_send(
         )
         if stale:
             log.warning(
-                "%s: %d rows left in flight by a stopped sender are now unknown", send_id, stale
+                "%s: %s left in flight by a stopped sender now unknown",
+                send_id,
+                counted(stale, "row"),
             )
         state = str(row["state"])
         if state in (SendState.DONE, SendState.CANCELLED, SendState.PAUSED):
@@ -144,6 +147,9 @@ def run_send(
         if complete and unfinished == 0:
             ledger.set_send_state(conn, send_id, SendState.DONE)
             state = SendState.DONE
+            if progress is not None:  # every recipient finished: the bar ends at 100 %
+                finished = sum(counts[s] for s in FINISHED)
+                progress(finished, finished)
         else:
             state = SendState.SENDING
     if state == SendState.DONE and now_row is not None:
@@ -202,4 +208,4 @@ def _report(engine: Engine, send_id: str, state: str, note: str) -> SendReport:
 
 
 def _minutes(delta: timedelta) -> str:
-    return f"{int(delta.total_seconds() // 60)} minutes"
+    return counted(int(delta.total_seconds() // 60), "minute")

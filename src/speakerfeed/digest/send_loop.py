@@ -23,6 +23,7 @@ from speakerfeed.errors import TransportError
 from speakerfeed.models import DeliveryResult, DeliveryState, Outcome, SendState, Subscriber
 from speakerfeed.store import ledger
 from speakerfeed.transports.base import InFlight, LocalWriteError, Transport
+from speakerfeed.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +183,9 @@ class Batches:
         if bounced:
             added = ledger.suppress_bounced(conn, bounced, secret=self.secret)
             log.warning(
-                "%s: %d addresses refused for good (hard bounces), %d newly suppressed",
+                "%s: %s refused for good (hard bounces), %d newly suppressed",
                 send_id,
-                len(bounced),
+                counted(len(bounced), "address", "addresses"),
                 added,
             )
         failures = [r for r in results if r.outcome is not Outcome.SENT]
@@ -200,7 +201,7 @@ class Batches:
         max_errors = self.settings.sending.max_errors
         if not (failures and max_errors and errors >= max_errors):
             return None
-        note = f"paused after {errors} errors; last: {failures[-1].detail}"
+        note = f"paused after {counted(errors, 'error')}; last: {failures[-1].detail}"
         ledger.set_send_state(conn, send_id, SendState.PAUSED, error=note)
         log.error("%s: %s", send_id, note)
         self.shared.stop()

@@ -28,6 +28,7 @@ from speakerfeed.render.pages import FeedSetLink, render_feeds_index
 from speakerfeed.sources.cache import ArticleCache, WrittenFile, save_cache
 from speakerfeed.sources.collect import Clock, system_clock
 from speakerfeed.sources.read import ArticleReader, ProgressCallback, ReadReport
+from speakerfeed.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,12 @@ class BuildReport(ReadReport):
 
     def summary(self) -> str:
         return (
-            f"{self.articles} articles ({self.files} files, {self.parsed} parsed, "
-            f"{self.upstream_articles} from upstream feeds, {self.drafts} drafts and "
-            f"{len(self.embargoed)} embargoed left out); "
-            f"{self.documents} documents, {len(self.written)} written, "
-            f"{len(self.removed)} removed, {len(self.problems)} problems; {self.seconds:.2f} s"
+            f"{counted(self.articles, 'article')} ({counted(self.files, 'file')}, "
+            f"{self.parsed} parsed, {self.upstream_articles} from upstream feeds, "
+            f"{counted(self.drafts, 'draft')} and {len(self.embargoed)} embargoed left out); "
+            f"{counted(self.documents, 'document')}, {len(self.written)} written, "
+            f"{len(self.removed)} removed, {counted(len(self.problems), 'problem')}; "
+            f"{self.seconds:.2f} s"
         )
 
 

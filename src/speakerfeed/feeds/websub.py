@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
+from speakerfeed.wording import counted
+
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 4
@@ -41,7 +43,7 @@ def notify_hub(
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if answer.is_success:
-                    log.info("WebSub hub %s told about %d feeds", hub, len(feed_urls))
+                    log.info("WebSub hub %s told about %s", hub, counted(len(feed_urls), "feed"))
                     return True
                 problem = f"HTTP {answer.status_code}"
                 if 400 <= answer.status_code < 500 and answer.status_code != 429:
@@ -49,7 +51,9 @@ def notify_hub(
             if attempt < ATTEMPTS:
                 sleep(wait)
                 wait *= 2
-        log.warning("WebSub hub %s not told about %d feeds: %s", hub, len(feed_urls), problem)
+        log.warning(
+            "WebSub hub %s not told about %s: %s", hub, counted(len(feed_urls), "feed"), problem
+        )
         return False
     finally:
         if own:

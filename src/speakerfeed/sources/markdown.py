@@ -197,9 +197,8 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
     try:
         data = yaml.load(raw, Loader=_FrontMatterLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 2 if mark is not None else None
-        raise ArticleError(path, f"front matter is not valid YAML: {exc.problem}", line) from None
+        message, line = _yaml_error_at(exc)
+        raise ArticleError(path, f"front matter is not valid YAML: {message}", line) from None
     except yaml.reader.ReaderError as exc:  # a character YAML refuses, e.g. U+007F
         line = raw[: exc.position].count("\n") + 2
         raise ArticleError(
@@ -225,6 +224,24 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, str]:
     if not isinstance(data, dict):
         raise ArticleError(path, "front matter must be a mapping of keys to values", 2)
     return data, raw, text[match.end() :]
+
+
+# Contexts whose mark is where the broken construct starts (an opening quote, a key without its
+# colon, an opening bracket): the scanner only notices at a later line, often the end of the front
+# matter, so its problem mark points past the mistake. Other contexts ("while parsing a block
+# mapping") mark the top of the mapping, and the problem mark is the better line there.
+_STARTS_AT_CONTEXT = ("while scanning", "while parsing a flow")
+
+
+def _yaml_error_at(exc: yaml.MarkedYAMLError) -> tuple[str, int | None]:
+    """What is wrong and the file line it starts at (the front matter starts on line 2)."""
+    mark = exc.problem_mark
+    message = exc.problem or "cannot be read"
+    context = exc.context or ""
+    if exc.context_mark is not None and context.startswith(_STARTS_AT_CONTEXT):
+        mark = exc.context_mark
+        message = f"{message} ({context.removeprefix('while ')} that starts on this line)"
+    return message, (mark.line + 2 if mark is not None else None)
 
 
 def render_markdown(body: str, base_url: str) -> str:
