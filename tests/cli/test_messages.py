@@ -116,7 +116,7 @@ def test_send_dry_run_counts_articles_and_readers_in_the_right_number(tmp_path: 
         folder,
         "subscribers",
         "add",
-        "Zoë@Example.org",
+        "Zoe@Exämple.org",  # an IDN domain: kept as zoe@xn--exmple-cua.org
         "--list",
         "daily",
         "--confirmed",

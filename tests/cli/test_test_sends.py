@@ -127,7 +127,7 @@ def test_test_copies_go_to_each_address_marked_and_leave_the_real_send_untouched
     [
         (
             "ed@example.org,editor",
-            "error: --test-to: expected an email address such as name@example.org, got 'editor'",
+            "error: --test-to: An email address must have an @-sign: 'editor'",
         ),
         ("ed@example.org,,bo@example.org", "error: --test-to: address 2 of 3 is empty"),
         ("", "error: --test-to: expected one or more email addresses"),

@@ -258,7 +258,7 @@ def test_digest_preview_shows_the_note(settings: Settings, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("---\nheading: [unclosed\n---\nHello.\n", 3, "front matter is not valid YAML"),
+        ("---\nheading: [unclosed\n---\nHello.\n", 2, "front matter is not valid YAML"),
         ("---\nheading: Hi\ntitle: Oops\n---\nHello.\n", 3, "unknown key 'title'"),
         ("---\nheading: ''\n---\nHello.\n", 2, "'heading': expected text"),
         ("---\nheading: Hi\nHello.\n", 1, "front matter is not closed"),
@@ -411,13 +411,13 @@ def test_check_warns_of_a_bad_note_naming_file_and_line(settings: Settings) -> N
     write_note(settings, "---\nheading: Hi\nsummary: [a, b\n---\nHello.\n")
     checked = run_speakerfeed(folder, "check", "--no-fetch")
     output = checked.stdout + checked.stderr
-    assert "notes/daily.md:4: warning: editor's note left out of the digest: front matter is" in (
+    assert "notes/daily.md:3: warning: editor's note left out of the digest: front matter is" in (
         output
     ), output
     assert checked.returncode == 0, output  # a warning: the digest is not held up
 
 
-def test_migration_0010_keeps_a_send_under_way_with_no_note(engine: Engine) -> None:
+def test_migration_0012_keeps_a_send_under_way_with_no_note(engine: Engine) -> None:
     upgrade(engine, "0009")
     content = ledger.SendContent(subject="S", html="<p>H</p>", text="T")
     with engine.begin() as conn:

@@ -78,7 +78,7 @@ def test_keyboard_only_subscribe_confirm_preferences_unsubscribe(
     press_and_load(page, "Enter")
     assert page.title().startswith("Error: ")
     alert = page.locator("[role=alert]")
-    assert "Enter an email address in the right form" in alert.inner_text()
+    assert "Enter an address like name@example.org" in alert.inner_text()
     email = page.locator("#email")
     assert email.get_attribute("aria-invalid") == "true"
     assert "email-error" in (email.get_attribute("aria-describedby") or "")
