@@ -89,6 +89,8 @@ def test_check_renders_each_page_override(project: Path, name: str) -> None:
         edit = ("{{ csrf_token }}", "{{ csrf_tokn }}")
     elif name == "web/_cta.html":
         edit = ("{{ signup_url }}", "{{ signup_urll }}")
+    elif name == "web/_nav.html":
+        edit = ("{{ link.label }}", "{{ link.label.no_such_value.deeper }}")
     elif name == "web/web_copy_header.html":
         edit = ("{% block header %}", "{% block header %}{{ no_such_value }}")
     else:
