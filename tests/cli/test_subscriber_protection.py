@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import pty
 import re
@@ -231,7 +232,12 @@ def test_suppressions_list_show_and_lift_with_the_record_kept(
         shown,
     )
     # Gone from the suppression list (they left the list itself, so they sign up again).
-    assert '"suppression": null' in _ok(project, "subscribers", "show", "left@example.org").stdout
+    after_lift = json.loads(_ok(project, "subscribers", "show", "left@example.org").stdout)
+    assert after_lift["suppression"] is None
+    # Lifting subscribes no one (the README's promise): the list still has them as left.
+    assert [(s["list_name"], s["status"]) for s in after_lift["subscriptions"]] == [
+        ("daily", "unsubscribed")
+    ]
 
     refused = _run(project, "suppressions", "lift", "bounce@example.org", "--consent-note", "x")
     assert refused.returncode == 1
