@@ -580,3 +580,70 @@ def test_a_pause_still_records_the_other_batch_in_flight(store: Engine, settings
     assert report.state == "paused" and "paused after 7 errors" in report.note
     assert transport.started == 2 and report.counts["sending"] == 0
     assert report.counts["sent"] == 7 and report.counts["pending"] == 22
+
+
+def test_each_row_keeps_its_own_provider_reply_when_every_reply_differs(
+    store: Engine, settings: Settings
+) -> None:
+    """As from SMTP, whose reply names each message's queue id: every result its own provider
+    id and detail (quotes, commas, non-ASCII, one far too long), written to its own row, in
+    one statement per outcome on SQLite, and only to rows still ``sending``."""
+
+    class Replies(MemoryTransport):
+        def send(self, batch: Batch) -> list[DeliveryResult]:
+            results = super().send(batch)
+            return [
+                result._replace(
+                    provider_id=f'<{result.key}@mx.example> "q", ü',
+                    detail=f"250 2.0.0 Ok: queued as {result.key}; ß, 'x'" + "!" * 2000,
+                    outcome=Outcome.FAILED if index == 2 else result.outcome,
+                )
+                for index, result in enumerate(results)
+            ]
+
+    start(store)
+    report = dispatch.run_send(store, settings, "daily-1", Replies(), secret=SECRET)
+    assert report.counts["sent"] == 25 and report.counts["failed"] == 4
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(
+                deliveries.c.subscriber_id,
+                deliveries.c.state,
+                deliveries.c.provider_id,
+                deliveries.c.detail,
+            ).where(deliveries.c.send_id == "daily-1")
+        ).all()
+    assert len(rows) == 29
+    for subscriber_id, state, provider_id, detail in rows:
+        assert state in {"sent", "failed"}
+        assert provider_id == f'<{subscriber_id}@mx.example> "q", ü'[:200]
+        assert detail.startswith(f"250 2.0.0 Ok: queued as {subscriber_id}; ß, 'x'!")
+        assert len(detail) == 1000
+
+    # Of two results, the one for a row no longer ``sending`` (recorded already) changes nothing.
+    first, second = rows[0][0], rows[1][0]
+    with store.begin() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.subscriber_id == second)
+            .values(state="sending", provider_id="", detail="")
+        )
+        rowids: dict[str, int] | None = (
+            dict(conn.exec_driver_sql("SELECT subscriber_id, rowid FROM deliveries").all())
+            if conn.dialect.name == "sqlite"
+            else None
+        )
+        late = [
+            DeliveryResult(first, Outcome.DEFERRED, "late", "id-1"),
+            DeliveryResult(second, Outcome.SENT, "250 again", "id-2"),
+        ]
+        assert ledger.record(conn, "daily-1", late, rowids=rowids) == {"pending": 1, "sent": 1}
+    with store.connect() as conn:
+        found = conn.execute(
+            select(deliveries.c.subscriber_id, deliveries.c.state, deliveries.c.provider_id)
+            .where(deliveries.c.subscriber_id.in_([first, second]))
+            .order_by(deliveries.c.subscriber_id)
+        ).all()
+    assert [tuple(row) for row in found] == sorted(
+        [(first, rows[0][1], rows[0][2]), (second, "sent", "id-2")]
+    )

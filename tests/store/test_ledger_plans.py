@@ -69,6 +69,10 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
             ledger_sqlite.SET_BY_ROWID.format(columns="state = ?", only_from=""),
             ("sent", "[1]", "daily-1"),
         )
+        recorded_each = plan(
+            ledger_sqlite.RECORD_BY_ROWID,
+            ("sent", "2023-11-29 07:00:00.000000", '[[1, "a", "b"]]', "daily-1", "sending"),
+        )
     engine.dispose()  # a connection left to the garbage collector is a ResourceWarning on 3.13
     assert "COVERING INDEX ix_subscriptions_list_status" in created, created
     assert "TEMP B-TREE" not in created, created
@@ -82,3 +86,5 @@ def test_sqlite_sends_by_the_indexes_made_for_it(tmp_path: Path) -> None:
     assert "SEARCH suppressions USING" in suppressed, suppressed
     assert "USING INTEGER PRIMARY KEY (rowid=?)" in recorded, recorded
     assert "autoindex" not in recorded, recorded
+    assert "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)" in recorded_each, recorded_each
+    assert "SCAN deliveries" not in recorded_each, recorded_each

@@ -27,7 +27,8 @@ index, rows added already claimed never enter it, and writing a result changes n
 all. On SQLite, ``take`` and ``claim_audience`` also return each row's rowid, by which
 ``screen`` and ``record`` find it again, and the statements run once per batch are SQL text on
 the sqlite3 connection (ledger.sqlite: SQLAlchemy's own work per statement and per row was a
-large part of their time).
+large part of their time). There ``record`` writes a batch's results in one statement per new
+state, each row with its own provider id and detail (an SMTP reply differs for every message).
 
 A batch's rows are named in each statement as one bound parameter (a JSON array on SQLite, an
 array on PostgreSQL) however many there are: binding one parameter per row cost more than the

@@ -107,6 +107,9 @@ def record(
 ) -> dict[str, int]:
     """Write the transport's results (for rows of ``take``: pass its ``rowids``); counts per
     new state."""
+    results = list(results)
+    if rowids and conn.dialect.name == "sqlite" and all(r.key in rowids for r in results):
+        return _record_by_rowid(conn, send_id, results, rowids)
     # One UPDATE per distinct outcome: the results of a request mostly share theirs.
     grouped: dict[tuple[Outcome, str, str], list[str]] = {}
     for result in results:
@@ -132,6 +135,21 @@ def record(
         )
         counts[state] = counts.get(state, 0) + len(keys)
     return counts
+
+
+def _record_by_rowid(
+    conn: Connection, send_id: str, results: list[DeliveryResult], rowids: Mapping[str, int]
+) -> dict[str, int]:
+    """``record`` on SQLite: one statement per new state, each row its own provider id and
+    detail (sqlite.record_by_rowid)."""
+    by_state: dict[str, list[tuple[int, str, str]]] = {}
+    for result in results:
+        row = (rowids[result.key], result.provider_id[:200], result.detail[:1000])
+        by_state.setdefault(_OUTCOME_STATE[result.outcome], []).append(row)
+    now = utc_now()
+    for new_state, rows in by_state.items():
+        sqlite.record_by_rowid(conn, send_id, new_state, now, rows, only_from=DeliveryState.SENDING)
+    return {new_state: len(rows) for new_state, rows in by_state.items()}
 
 
 def suppress_bounced(conn: Connection, subscriber_ids: Sequence[str], *, secret: bytes) -> int:
