@@ -25,9 +25,10 @@ from speakerfeed.errors import ConfigError
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, Image, RenderedDigest, Subscriber
 from speakerfeed.render import email as email_render
-from speakerfeed.render.email import TEXT_WIDTH, render_digest, render_subject
+from speakerfeed.render.email import TEXT_WIDTH, render_digest
 from speakerfeed.render.lint import MAX_HTML_BYTES, WARN_HTML_BYTES, Finding, lint_digest
 from speakerfeed.render.pages import DEFAULT_TEMPLATES_DIR
+from speakerfeed.render.subject import render_subject
 from speakerfeed.sources.base import ReaderContext
 from speakerfeed.sources.plaintext import PlainTextReader
 from tests.support import letters

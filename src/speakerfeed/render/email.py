@@ -21,7 +21,6 @@ of subscribers.
 from __future__ import annotations
 
 import functools
-import operator
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,15 +33,19 @@ import jinja2
 import lxml.html
 import markupsafe
 import mjml
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from speakerfeed.config import ListSettings, Settings
-from speakerfeed.errors import ConfigError, Problem
 from speakerfeed.mail import placeholders
 from speakerfeed.models import Article, Digest, RenderedDigest
-from speakerfeed.render.pages import day_text, html_datetime, local_time, text_direction
+from speakerfeed.render.pages import (
+    day_text,
+    html_datetime,
+    local_time,
+    long_date,
+    text_direction,
+)
 from speakerfeed.render.resources import host_of
+from speakerfeed.render.subject import render_subject
 from speakerfeed.render.templates import loader, search_path
 
 __all__ = [
@@ -56,7 +59,6 @@ __all__ = [
     "our_hosts",
     "render_confirmation",
     "render_digest",
-    "render_subject",
     "render_welcome",
 ]
 
@@ -71,7 +73,6 @@ PREHEADER_CHARS = 140  # about what the widest inbox list shows
 # MJML takes only whole elements in mj-raw, so base.mjml.j2 marks where <main> opens and closes.
 _MAIN_START = ("<sf-main-start></sf-main-start>", '<main id="main" tabindex="-1">')
 _MAIN_END = ("<sf-main-end></sf-main-end>", "</main>")
-_MAX_REPEAT = 1000  # the subject sandbox's cap on "x" * n
 
 # MJML compilations since the process started. Read it as email.MJML_COMPILATIONS (a from-import
 # copies the number once) or call mjml_compilations().
@@ -122,29 +123,6 @@ def render_digest(
     )
 
 
-def render_subject(settings: Settings, list_settings: ListSettings, digest: Digest) -> str:
-    """The list's subject template rendered in a sandbox, as one line of text."""
-    where = _subject_key(settings, list_settings)
-    try:
-        template = _subject_environment().from_string(list_settings.subject)
-        rendered = template.render(
-            list=list_settings, articles=digest.articles, date=_long_date(digest.issued)
-        )
-    except SecurityError as exc:
-        raise ConfigError([Problem(where, f"not allowed in a subject template: {exc}")]) from None
-    except jinja2.TemplateSyntaxError as exc:
-        message = f"invalid template (line {exc.lineno}): {exc.message}"
-        raise ConfigError([Problem(where, message)]) from None
-    except Exception as exc:  # an editor's template can fail in any way; report it, never crash
-        hint = " (this digest has no articles)" if not digest.articles else ""
-        message = f"the subject template failed: {exc}{hint}"
-        raise ConfigError([Problem(where, message)]) from None
-    subject = " ".join(rendered.split())
-    if not subject:
-        raise ConfigError([Problem(where, "the subject template rendered an empty subject")])
-    return subject
-
-
 # --------------------------------------------------------------------------------------- context
 
 
@@ -165,7 +143,7 @@ def _context(
         "list_description": list_settings.description,
         "reason": _reason(list_settings),
         "date_iso": html_datetime(digest.issued),
-        "date_text": _long_date(digest.issued),
+        "date_text": long_date(digest.issued),
         "articles": [_article_view(article, zone, hosts) for article in digest.articles],
         "postal_address": settings.email.postal_address,
         "view_url": view_url,
@@ -246,11 +224,6 @@ def _reason(list_settings: ListSettings) -> str:
     )
 
 
-def _long_date(moment: datetime) -> str:
-    # Spelt out, not locale-formatted: the email's own words are English.
-    return f"{moment:%A} {day_text(moment)}"
-
-
 def _byline(authors: Sequence[str]) -> str:
     names = [name for name in authors if name.strip()]
     if not names:
@@ -266,13 +239,6 @@ def _preheader(articles: Sequence[Article], list_settings: ListSettings) -> str:
         return list_settings.description or list_settings.title
     text = " · ".join(" ".join(article.title.split()) for article in articles[:3])
     return textwrap.shorten(text, PREHEADER_CHARS, placeholder=" …")
-
-
-def _subject_key(settings: Settings, list_settings: ListSettings) -> str:
-    for index, configured in enumerate(settings.lists):
-        if configured.name == list_settings.name:
-            return f"lists[{index}].subject"
-    return f"lists[{list_settings.name!r}].subject"
 
 
 # ------------------------------------------------------------------------------------- machinery
@@ -332,29 +298,6 @@ def _environment(folders: tuple[Path, ...]) -> jinja2.Environment:
     )
     environment.filters["wrap"] = _wrap
     return environment
-
-
-class _SubjectSandbox(SandboxedEnvironment):
-    """The sandbox for editors' subject templates: no attribute tricks (SandboxedEnvironment),
-    and no ``**`` or huge ``"x" * n`` to eat the memory of the process."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(
-        self, context: jinja2.runtime.Context, operator_name: str, left: Any, right: Any
-    ) -> Any:
-        if operator_name == "**":
-            raise SecurityError("the ** operator is not allowed")
-        sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
-        counts = [v for v in (left, right) if isinstance(v, int)]
-        if sizes and counts and sizes[0] * max(counts[0], 0) > _MAX_REPEAT:
-            raise SecurityError(f"repetition longer than {_MAX_REPEAT} characters")
-        return operator.mul(left, right)
-
-
-@functools.cache
-def _subject_environment() -> SandboxedEnvironment:
-    return _SubjectSandbox(autoescape=False, undefined=jinja2.StrictUndefined)
 
 
 # ---------------------------------------------------------------------------------- confirmation
@@ -419,7 +362,7 @@ def render_welcome(
     language = settings.site.language
     next_text = ""
     if next_issue is not None:
-        next_text = f"{_long_date(next_issue)} at {next_issue:%H:%M} ({next_issue.tzinfo})"
+        next_text = f"{long_date(next_issue)} at {next_issue:%H:%M} ({next_issue.tzinfo})"
     context = {
         "lang": language,
         "dir": text_direction(language),

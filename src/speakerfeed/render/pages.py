@@ -44,6 +44,7 @@ __all__ = [
     "format_label",
     "html_datetime",
     "local_time",
+    "long_date",
     "nav_links",
     "render_blocks",
     "render_feeds_index",
@@ -206,6 +207,12 @@ def local_time(moment: datetime, zone: tzinfo) -> datetime:
 def day_text(moment: datetime) -> str:
     """The day as a reader sees it on a card: "3 December 2026"."""
     return f"{moment.day} {moment:%B} {moment.year}"
+
+
+def long_date(moment: datetime) -> str:
+    """The day spelt out, "Thursday 3 December 2026": not locale-formatted, as the emails' own
+    words are English."""
+    return f"{moment:%A} {day_text(moment)}"
 
 
 def feed_label(title: str, site_title: str) -> str:
